@@ -1,0 +1,70 @@
+"""bpfmap: BPF_MAP_TYPE_ARRAY with mmap(), faithful to the kernel.
+
+``ArrayMap(value_size, max_entries, backend="emulated")`` lives in real shared
+memory and needs no privileges; ``backend="kernel"`` drives the real ``bpf()``
+syscall through the same API.
+"""
+
+from ._constants import (
+    BPF_ANY,
+    BPF_EXIST,
+    BPF_F_CLONE,
+    BPF_F_INNER_MAP,
+    BPF_F_LINK,
+    BPF_F_LOCK,
+    BPF_F_MMAPABLE,
+    BPF_F_NO_COMMON_LRU,
+    BPF_F_NO_PREALLOC,
+    BPF_F_NO_USER_CONV,
+    BPF_F_NUMA_NODE,
+    BPF_F_PATH_FD,
+    BPF_F_PRESERVE_ELEMS,
+    BPF_F_RDONLY,
+    BPF_F_RDONLY_PROG,
+    BPF_F_SEGV_ON_FAULT,
+    BPF_F_STACK_BUILD_ID,
+    BPF_F_TOKEN_FD,
+    BPF_F_VTYPE_BTF_OBJ_FD,
+    BPF_F_WRONLY,
+    BPF_F_WRONLY_PROG,
+    BPF_F_ZERO_SEED,
+    BPF_MAP_TYPE_ARRAY,
+    BPF_NOEXIST,
+    ENOTSUPP,
+)
+from ._map import ArrayMap, Batch, MapInfo, MapRegion, kernel_available
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BPF_ANY",
+    "BPF_EXIST",
+    "BPF_F_CLONE",
+    "BPF_F_INNER_MAP",
+    "BPF_F_LINK",
+    "BPF_F_LOCK",
+    "BPF_F_MMAPABLE",
+    "BPF_F_NO_COMMON_LRU",
+    "BPF_F_NO_PREALLOC",
+    "BPF_F_NO_USER_CONV",
+    "BPF_F_NUMA_NODE",
+    "BPF_F_PATH_FD",
+    "BPF_F_PRESERVE_ELEMS",
+    "BPF_F_RDONLY",
+    "BPF_F_RDONLY_PROG",
+    "BPF_F_SEGV_ON_FAULT",
+    "BPF_F_STACK_BUILD_ID",
+    "BPF_F_TOKEN_FD",
+    "BPF_F_VTYPE_BTF_OBJ_FD",
+    "BPF_F_WRONLY",
+    "BPF_F_WRONLY_PROG",
+    "BPF_F_ZERO_SEED",
+    "BPF_MAP_TYPE_ARRAY",
+    "BPF_NOEXIST",
+    "ENOTSUPP",
+    "ArrayMap",
+    "Batch",
+    "MapInfo",
+    "MapRegion",
+    "kernel_available",
+]

@@ -1,0 +1,635 @@
+"""The Python API: a thin layer over the C core (bpfmap._core, cffi API mode).
+
+The C core returns 0 or -errno, exactly as the kernel would; this layer turns
+-errno into ``OSError(errno, message)`` (so callers see FileNotFoundError,
+PermissionError, ...) and Python-level misuse into TypeError/ValueError.
+"""
+
+from __future__ import annotations
+
+import array
+import mmap as _mmap
+import errno
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, Optional, Union
+
+from . import _constants as C
+from ._core import ffi, lib
+
+BACKENDS = {"emulated": 0, "kernel": 1}
+_BACKEND_NAMES = {v: k for k, v in BACKENDS.items()}
+_U32 = 2**32 - 1
+_U64 = 2**64 - 1
+PAGE_SIZE = _mmap.PAGESIZE
+
+Buffer = Union[bytes, bytearray, memoryview, Any]
+
+
+def error(err: int, what: str) -> OSError:
+    """OSError for a C core result ``-errno``, with the kernel's errno."""
+    e = -err
+    text = "Operation not supported (ENOTSUPP)" if e == C.ENOTSUPP else os.strerror(e)
+    return OSError(e, f"{what}: {text}")
+
+
+def _closed() -> ValueError:
+    return ValueError("I/O operation on closed map")
+
+
+def _check_uint(value: object, bits: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < (1 << bits):
+        raise ValueError(f"{what} must be in 0..{(1 << bits) - 1}, got {value}")
+    return value
+
+
+def _bad_args(**args: tuple[object, int]) -> Exception:
+    """The TypeError/ValueError for the first argument cffi refused."""
+    for name, (value, bits) in args.items():
+        try:
+            _check_uint(value, bits, name)
+        except (TypeError, ValueError) as exc:
+            return exc
+    return TypeError("invalid argument")
+
+
+class MapInfo(NamedTuple):
+    """The fields of the kernel's ``struct bpf_map_info`` that bpfmap reports."""
+
+    type: int
+    id: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    map_flags: int
+    name: str
+
+
+class Batch(NamedTuple):
+    """One ``BPF_MAP_LOOKUP_BATCH`` result.
+
+    ``keys`` holds the keys copied, ``values`` their values packed at a
+    ``value_size`` stride (the kernel's layout, not the padded element stride).
+    ``out_batch`` is the token to pass as ``in_batch`` to continue (``None`` if
+    nothing was copied). ``done`` is the kernel's ENOENT: no key follows.
+    """
+
+    keys: array.array[int]
+    values: bytearray
+    out_batch: Optional[int]
+    done: bool
+
+    def items(self) -> Iterator[tuple[int, bytes]]:
+        """(key, value) pairs, values as bytes."""
+        n = len(self.keys)
+        if not n:
+            return
+        size = len(self.values) // n
+        for i, key in enumerate(self.keys):
+            yield key, bytes(self.values[i * size : (i + 1) * size])
+
+
+def _name_bytes(name: str | bytes) -> bytes:
+    if isinstance(name, str):
+        return name.encode("utf-8")
+    if isinstance(name, bytes):
+        return name
+    raise TypeError(f"name must be str or bytes, not {type(name).__name__}")
+
+
+def _decode_name(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+class MapRegion(_mmap.mmap):
+    """A mapping of a map's values: a :class:`mmap.mmap` whose offset 0 is value 0.
+
+    Buffer protocol, slicing, ``len()``, ``close()``, ``closed`` and ``with``
+    behave as for :class:`mmap.mmap`; closing while buffers are exported raises
+    :class:`BufferError`. The mapping keeps the map alive after the map's own
+    handle is closed, as a kernel mapping keeps its map.
+    """
+
+    map_offset: int
+    writable: bool
+    value_size: int
+    elem_size: int
+
+    def resize(self, newsize: int) -> None:
+        raise OSError(22, "mremap of a map region: Invalid argument")
+
+    def ndarray(self, dtype: Any = None) -> Any:
+        """A NumPy array with one item per value in the region.
+
+        The stride is the map's element stride ``round_up(value_size, 8)``; the
+        dtype (default: ``value_size`` raw bytes) may be at most ``value_size``
+        bytes.
+        """
+        import numpy as np
+
+        dt = np.dtype(dtype if dtype is not None else f"V{self.value_size}")
+        if dt.itemsize > self.value_size:
+            raise ValueError(
+                f"dtype of {dt.itemsize} bytes does not fit a {self.value_size}-byte value"
+            )
+        # The first whole value in the region (offsets are page aligned).
+        skip = (-self.map_offset) % self.elem_size
+        usable = len(self) - skip
+        count = 0 if usable < dt.itemsize else (usable - dt.itemsize) // self.elem_size + 1
+        return np.ndarray(
+            shape=(count,), dtype=dt, buffer=self, offset=skip, strides=(self.elem_size,)
+        )
+
+
+class ArrayMap:
+    """A ``BPF_MAP_TYPE_ARRAY``: emulated in shared memory, or a real kernel map.
+
+    ``backend="emulated"`` needs no privileges; ``backend="kernel"`` creates the
+    map with the ``bpf()`` syscall. Both give the same bytes and the same errno
+    for every operation.
+    """
+
+    __slots__ = ("_h", "_value_size", "__weakref__")
+
+    def __init__(
+        self,
+        value_size: int,
+        max_entries: int,
+        *,
+        flags: int = 0,
+        name: str | bytes = "",
+        key_size: int = 4,
+        backend: str = "emulated",
+    ) -> None:
+        self._h: Any = None
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be 'emulated' or 'kernel', not {backend!r}")
+        for what, value in (
+            ("value_size", value_size),
+            ("max_entries", max_entries),
+            ("flags", flags),
+            ("key_size", key_size),
+        ):
+            _check_uint(value, 32, what)
+        raw_name = _name_bytes(name)
+        raw = ffi.new("struct bpfmap *")
+        rc = lib.bpfmap_create(
+            raw,
+            BACKENDS[backend],
+            C.BPF_MAP_TYPE_ARRAY,
+            key_size,
+            value_size,
+            max_entries,
+            flags,
+            raw_name,
+            len(raw_name),
+        )
+        if rc:
+            raise error(rc, "map create")
+        self._adopt(raw)
+
+    def _adopt(self, raw: Any) -> None:
+        # The handle is released (fd closed, view unmapped) when the last
+        # reference goes: close() drops ours, a call in flight in another
+        # thread keeps its own, so a racing close never unmaps under it.
+        self._h = ffi.gc(raw, lib.bpfmap_release)
+        self._value_size = raw.value_size
+
+    @classmethod
+    def from_fd(cls, fd: int) -> ArrayMap:
+        """Adopt a map descriptor (emulated memfd or kernel bpf map fd).
+
+        The new map owns ``fd`` and closes it; on failure the caller keeps it.
+        """
+        _check_uint(fd, 31, "fd")
+        raw = ffi.new("struct bpfmap *")
+        rc = lib.bpfmap_open_fd(raw, fd)
+        if rc:
+            raise error(rc, "open map fd")
+        self = cls.__new__(cls)
+        self._adopt(raw)
+        return self
+
+    # -- lifetime -----------------------------------------------------------
+
+    def _handle(self) -> Any:
+        h = self._h
+        if h is None:
+            raise _closed()
+        return h
+
+    def close(self) -> None:
+        """Close this handle. Mappings made from it stay valid, as in the kernel."""
+        self._h = None
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+    def __enter__(self) -> ArrayMap:
+        self._handle()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._h is None:
+            return "<ArrayMap closed>"
+        h = self._h
+        return (
+            f"<ArrayMap {_BACKEND_NAMES[h.backend]} id={h.id} name={self.name!r} "
+            f"value_size={h.value_size} max_entries={h.max_entries} flags={h.map_flags:#x}>"
+        )
+
+    # -- attributes ---------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        return int(self._handle().fd)
+
+    @property
+    def backend(self) -> str:
+        return _BACKEND_NAMES[self._handle().backend]
+
+    @property
+    def key_size(self) -> int:
+        return int(self._handle().key_size)
+
+    @property
+    def value_size(self) -> int:
+        return int(self._handle().value_size)
+
+    @property
+    def max_entries(self) -> int:
+        return int(self._handle().max_entries)
+
+    @property
+    def flags(self) -> int:
+        """The map's flags as the kernel reports them (BPF_F_RDONLY/WRONLY belong to handles)."""
+        return int(self._handle().map_flags)
+
+    @property
+    def name(self) -> str:
+        return _decode_name(ffi.string(self._handle().name, 16))
+
+    @property
+    def id(self) -> int:
+        return int(self._handle().id)
+
+    @property
+    def access(self) -> str:
+        """This handle's access mode: ``"rw"``, ``"r"`` (BPF_F_RDONLY) or ``"w"`` (BPF_F_WRONLY)."""
+        return {os.O_RDWR: "rw", os.O_RDONLY: "r", os.O_WRONLY: "w"}[self._handle().access]
+
+    @property
+    def frozen(self) -> bool:
+        rc = lib.bpfmap_frozen(self._handle())
+        if rc < 0:
+            raise error(rc, "frozen")
+        return bool(rc)
+
+    def info(self) -> MapInfo:
+        """``BPF_OBJ_GET_INFO_BY_FD``."""
+        h = self._handle()
+        info = ffi.new("struct bpfmap_info *")
+        rc = lib.bpfmap_info(h, info)
+        if rc:
+            raise error(rc, "map info")
+        return MapInfo(
+            info.type,
+            info.id,
+            info.key_size,
+            info.value_size,
+            info.max_entries,
+            info.map_flags,
+            _decode_name(ffi.string(info.name, 16)),
+        )
+
+    # -- elements -----------------------------------------------------------
+
+    def lookup(self, key: int, flags: int = 0) -> bytes:
+        """``BPF_MAP_LOOKUP_ELEM``: the value at ``key``, ``value_size`` bytes."""
+        h = self._h
+        if h is None:
+            raise _closed()
+        buf = ffi.new("char[]", self._value_size)
+        try:
+            rc = lib.bpfmap_lookup(h, key, buf, flags)
+        except (TypeError, OverflowError):
+            raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
+        if rc:
+            raise error(rc, "lookup")
+        return ffi.unpack(buf, self._value_size)  # type: ignore[no-any-return]
+
+    def lookup_into(self, key: int, buffer: Buffer, flags: int = 0) -> None:
+        """``BPF_MAP_LOOKUP_ELEM`` into a writable buffer of at least ``value_size`` bytes.
+
+        Bytes past ``value_size`` are left untouched, as the kernel leaves them.
+        """
+        h = self._handle()
+        dst = _writable_buffer(buffer, self._value_size, "buffer")
+        try:
+            rc = lib.bpfmap_lookup(h, key, dst, flags)
+        except (TypeError, OverflowError):
+            raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
+        if rc:
+            raise error(rc, "lookup")
+
+    def update(self, key: int, value: Buffer, flags: int = C.BPF_ANY) -> None:
+        """``BPF_MAP_UPDATE_ELEM``: ``value`` must be exactly ``value_size`` bytes."""
+        h = self._h
+        if h is None:
+            raise _closed()
+        if type(value) is bytes:
+            if len(value) != self._value_size:
+                raise ValueError(
+                    f"value must be {self._value_size} bytes, got {len(value)}"
+                )
+            src: Any = value
+        else:
+            src = _readable_buffer(value, self._value_size, "value")
+        try:
+            rc = lib.bpfmap_update(h, key, src, flags)
+        except (TypeError, OverflowError):
+            raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
+        if rc:
+            raise error(rc, "update")
+
+    def delete(self, key: int) -> None:
+        """``BPF_MAP_DELETE_ELEM``: arrays refuse it (EINVAL), as in the kernel."""
+        h = self._handle()
+        _check_uint(key, 32, "key")
+        rc = lib.bpfmap_delete(h, key)
+        if rc:
+            raise error(rc, "delete")
+
+    def lookup_and_delete(self, key: int, flags: int = 0) -> bytes:
+        """``BPF_MAP_LOOKUP_AND_DELETE_ELEM``: arrays refuse it (ENOTSUPP)."""
+        h = self._handle()
+        _check_uint(key, 32, "key")
+        _check_uint(flags, 64, "flags")
+        buf = ffi.new("char[]", self._value_size)
+        rc = lib.bpfmap_lookup_and_delete(h, key, buf, flags)
+        if rc:
+            raise error(rc, "lookup_and_delete")
+        return ffi.unpack(buf, self._value_size)  # type: ignore[no-any-return]
+
+    def get_next_key(self, key: Optional[int] = None) -> int:
+        """``BPF_MAP_GET_NEXT_KEY``; ``None`` (or an out-of-range key) starts at 0."""
+        h = self._handle()
+        nxt = ffi.new("uint32_t *")
+        if key is None:
+            rc = lib.bpfmap_get_next_key(h, ffi.NULL, nxt)
+        else:
+            cur = ffi.new("uint32_t *", _check_uint(key, 32, "key"))
+            rc = lib.bpfmap_get_next_key(h, cur, nxt)
+        if rc:
+            raise error(rc, "get_next_key")
+        return int(nxt[0])
+
+    # -- batches ------------------------------------------------------------
+
+    def lookup_batch(
+        self,
+        count: Optional[int] = None,
+        *,
+        in_batch: Optional[int] = None,
+        elem_flags: int = 0,
+        flags: int = 0,
+    ) -> Batch:
+        """``BPF_MAP_LOOKUP_BATCH``: up to ``count`` (default: all) keys after ``in_batch``.
+
+        The kernel's ENOENT ("no more keys", possibly with data) is returned as
+        ``Batch.done``; any other failure raises OSError.
+        """
+        h = self._handle()
+        n = h.max_entries if count is None else _check_uint(count, 32, "count")
+        _check_uint(elem_flags, 64, "elem_flags")
+        _check_uint(flags, 64, "flags")
+        keys = array.array("I", bytes(4 * n))
+        values = bytearray(n * self._value_size)
+        cnt = ffi.new("uint32_t *", n)
+        out = ffi.new("uint32_t *")
+        inb = ffi.NULL if in_batch is None else ffi.new("uint32_t *", _check_uint(in_batch, 32, "in_batch"))
+        rc = lib.bpfmap_lookup_batch(
+            h, inb, out, ffi.from_buffer("uint32_t[]", keys), ffi.from_buffer(values), cnt,
+            elem_flags, flags,
+        )
+        if rc and rc != -errno.ENOENT:
+            raise error(rc, "lookup_batch")
+        got = int(cnt[0])
+        del keys[got:]
+        del values[got * self._value_size :]
+        return Batch(keys, values, int(out[0]) if got else None, rc == -errno.ENOENT)
+
+    def batches(self, count: int = 4096) -> Iterator[Batch]:
+        """Every key and value, ``count`` at a time, through ``lookup_batch``."""
+        token: Optional[int] = None
+        while True:
+            batch = self.lookup_batch(count, in_batch=token)
+            if batch.keys:
+                yield batch
+            if batch.done or batch.out_batch is None:
+                return
+            token = batch.out_batch
+
+    def update_batch(
+        self,
+        keys: Iterable[int] | Buffer,
+        values: Buffer | Sequence[bytes],
+        *,
+        elem_flags: int = 0,
+        flags: int = 0,
+    ) -> int:
+        """``BPF_MAP_UPDATE_BATCH``: returns the number of elements written.
+
+        ``keys``: ints, or a buffer of native ``uint32`` (``array('I')``, a NumPy
+        ``uint32`` array). ``values``: one buffer of ``len(keys) * value_size``
+        bytes, or a sequence of ``value_size``-byte values. On failure the
+        OSError carries ``.count``, the elements written before it (the kernel
+        does not roll back).
+        """
+        h = self._handle()
+        _check_uint(elem_flags, 64, "elem_flags")
+        _check_uint(flags, 64, "flags")
+        key_buf, n = _u32_buffer(keys)
+        vs = self._value_size
+        if isinstance(values, (list, tuple)):
+            for i, v in enumerate(values):
+                if len(v) != vs:
+                    raise ValueError(f"values[{i}] must be {vs} bytes, got {len(v)}")
+            values = b"".join(values)
+        val_buf = _readable_buffer(values, n * vs, "values")
+        cnt = ffi.new("uint32_t *", n)
+        rc = lib.bpfmap_update_batch(h, key_buf, val_buf, cnt, elem_flags, flags)
+        if rc:
+            exc = error(rc, "update_batch")
+            exc.count = int(cnt[0])  # type: ignore[attr-defined]
+            raise exc
+        return int(cnt[0])
+
+    def delete_batch(self, keys: Iterable[int] | Buffer, *, elem_flags: int = 0, flags: int = 0) -> int:
+        """``BPF_MAP_DELETE_BATCH``: arrays refuse it (ENOTSUPP), as in the kernel."""
+        h = self._handle()
+        _check_uint(elem_flags, 64, "elem_flags")
+        _check_uint(flags, 64, "flags")
+        key_buf, n = _u32_buffer(keys)
+        cnt = ffi.new("uint32_t *", n)
+        rc = lib.bpfmap_delete_batch(h, key_buf, cnt, elem_flags, flags)
+        if rc:
+            exc = error(rc, "delete_batch")
+            exc.count = int(cnt[0])  # type: ignore[attr-defined]
+            raise exc
+        return int(cnt[0])
+
+    # -- freeze and mmap ----------------------------------------------------
+
+    def freeze(self) -> None:
+        """``BPF_MAP_FREEZE``: no more writes from userspace, permanently.
+
+        EBUSY while any writable mapping of the map exists, in any process;
+        EPERM on a second freeze or through a read-only handle.
+        """
+        rc = lib.bpfmap_freeze(self._handle())
+        if rc:
+            raise error(rc, "freeze")
+
+    def mmap(
+        self,
+        *,
+        writable: bool = True,
+        shared: bool = True,
+        offset: int = 0,
+        length: Optional[int] = None,
+    ) -> MapRegion:
+        """Map the values, as ``mmap()`` on a ``BPF_F_MMAPABLE`` map fd.
+
+        ``offset`` and ``length`` are in bytes of the value area (offset 0 is
+        value 0); ``length`` defaults to the rest of the area. Refusals carry
+        the kernel's errno: EINVAL without BPF_F_MMAPABLE, for MAP_PRIVATE, an
+        unaligned offset or a range past the values, or a read-only handle;
+        EPERM for a writable mapping of a frozen map; EACCES for a writable
+        mapping of a BPF_F_RDONLY_PROG map or through a read-only handle.
+        """
+        h = self._handle()
+        _check_uint(offset, 63, "offset")
+        window = int(lib.bpfmap_mmap_window(h))
+        if length is None:
+            # The rest of the window; past its end the kernel's EINVAL decides.
+            length = window - offset if offset < window else PAGE_SIZE
+        _check_uint(length, 63, "length")
+        fd = ffi.new("int *")
+        file_offset = ffi.new("uint64_t *")
+        rc = lib.bpfmap_mmap_check(h, bool(writable), bool(shared), offset, length, fd, file_offset)
+        if rc:
+            raise error(rc, "mmap")
+        prot = _mmap.PROT_READ | (_mmap.PROT_WRITE if writable else 0)
+        try:
+            region = MapRegion(
+                fd[0],
+                length,
+                flags=_mmap.MAP_SHARED if shared else _mmap.MAP_PRIVATE,
+                prot=prot,
+                offset=file_offset[0],
+            )
+        except OSError as exc:  # the kernel's own refusal (kernel maps, or a racing freeze)
+            raise OSError(exc.errno, f"mmap: {os.strerror(exc.errno or 0)}") from None
+        region.map_offset = offset
+        region.writable = bool(writable)
+        region.value_size = int(h.value_size)
+        region.elem_size = int(h.elem_size)
+        return region
+
+    # -- container protocol -------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.max_entries
+
+    def __getitem__(self, key: int) -> bytes:
+        return self.lookup(key)
+
+    def __setitem__(self, key: int, value: Buffer) -> None:
+        self.update(key, value)
+
+    def __delitem__(self, key: int) -> None:
+        self.delete(key)
+
+    def __iter__(self) -> Iterator[int]:
+        """The keys, in ``get_next_key`` order."""
+        key: Optional[int] = None
+        while True:
+            try:
+                key = self.get_next_key(key)
+            except FileNotFoundError:
+                return
+            yield key
+
+    def items(self) -> Iterator[tuple[int, bytes]]:
+        for key in self:
+            yield key, self.lookup(key)
+
+
+def _buffer_view(value: Any, what: str, writable: bool) -> tuple[int, bool]:
+    """(nbytes, readonly) of a contiguous buffer; the view is released at once.
+
+    The C core gets ``ffi.from_buffer(value)`` of the object itself, never of a
+    memoryview: a cdata holding a memoryview's export can meet that memoryview
+    in a reference cycle, and clearing the cycle would crash the interpreter.
+    """
+    kind = "a writable bytes-like object" if writable else "a bytes-like object"
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(f"{what} must be {kind}, not {type(value).__name__}") from None
+    with view:
+        if not view.c_contiguous:
+            raise ValueError(f"{what} must be a contiguous buffer")
+        if writable and view.readonly:
+            raise TypeError(f"{what} must be writable")
+        return view.nbytes, view.readonly
+
+
+def _readable_buffer(value: Any, size: int, what: str) -> Any:
+    nbytes, _ = _buffer_view(value, what, writable=False)
+    if nbytes != size:
+        raise ValueError(f"{what} must be {size} bytes, got {nbytes}")
+    return ffi.from_buffer(value)
+
+
+def _writable_buffer(value: Any, size: int, what: str) -> Any:
+    nbytes, _ = _buffer_view(value, what, writable=True)
+    if nbytes < size:
+        raise ValueError(f"{what} must hold at least {size} bytes, got {nbytes}")
+    return ffi.from_buffer(value, require_writable=True)
+
+
+def _u32_buffer(keys: Any) -> tuple[Any, int]:
+    """Keys as a C uint32_t array: native uint32 buffers are used in place."""
+    try:
+        view = memoryview(keys)
+    except TypeError:
+        items = list(keys)
+        for k in items:
+            _check_uint(k, 32, "key")
+        arr = array.array("I", items)
+        return ffi.from_buffer("uint32_t[]", arr), len(items)
+    with view:
+        native = ("I", "=I", "@I", "<I" if sys.byteorder == "little" else ">I")
+        if view.format not in native or view.itemsize != 4:
+            raise TypeError(f"a keys buffer must hold native uint32, not format {view.format!r}")
+        if not view.c_contiguous:
+            raise ValueError("a keys buffer must be contiguous")
+        n = view.nbytes // 4
+    return ffi.from_buffer("uint32_t[]", keys), n
+
+
+def kernel_available() -> Optional[str]:
+    """``None`` if this process can create kernel BPF maps, else the reason."""
+    rc = lib.bpfmap_kernel_available()
+    if rc == 0:
+        return None
+    return f"bpf(BPF_MAP_CREATE) failed: {os.strerror(-rc)} (errno {-rc})"

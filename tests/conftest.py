@@ -1,0 +1,63 @@
+"""Shared fixtures: the kernel backend is mandatory in CI, skipped with a reason elsewhere."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import bpfmap
+
+KERNEL_UNAVAILABLE = bpfmap.kernel_available()
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_kernel() -> None:
+    """Skip (or, under CI=true, fail) when this process cannot use bpf()."""
+    if KERNEL_UNAVAILABLE is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but the kernel backend is unavailable: {KERNEL_UNAVAILABLE}")
+    pytest.skip(f"kernel backend unavailable: {KERNEL_UNAVAILABLE}")
+
+
+@pytest.fixture
+def kernel() -> None:
+    require_kernel()
+
+
+@pytest.fixture(params=["emulated", "kernel"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "kernel":
+        require_kernel()
+    return str(request.param)
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", result) or ("errno", n) or ("raise", type name): what a call did."""
+    try:
+        return ("ok", fn())
+    except OSError as exc:
+        return ("errno", exc.errno)
+    except (TypeError, ValueError) as exc:
+        return ("raise", type(exc).__name__)
+
+
+def both(make: Callable[[str], Any], op: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """Run ``op`` on a map made by ``make(backend)`` on each backend; return both outcomes."""
+    require_kernel()
+    results = []
+    for be in ("emulated", "kernel"):
+        made = outcome(lambda be=be: make(be))
+        if made[0] != "ok":
+            results.append(("create", made))
+            continue
+        m = made[1]
+        try:
+            results.append(outcome(lambda m=m: op(m)))
+        finally:
+            if hasattr(m, "close"):
+                m.close()
+    return results[0], results[1]
