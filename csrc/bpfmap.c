@@ -295,6 +295,11 @@ static int kernel_create(uint32_t map_type, uint32_t key_size, uint32_t value_si
 static int emu_create_check(uint32_t map_type, uint32_t key_size, uint32_t value_size,
                             uint32_t max_entries, uint32_t map_flags)
 {
+    /* map_create() strips BPF_F_TOKEN_FD (1 << 16) before every flag check
+     * and looks at map_token_fd (0 here) only after map_alloc_check(). */
+    const uint32_t token_fd_flag = 1U << 16;
+    int token_flag = (map_flags & token_fd_flag) != 0;
+    map_flags &= ~token_fd_flag;
     if ((map_flags & BPFMAP_F_RDONLY) && (map_flags & BPFMAP_F_WRONLY))
         return -EINVAL; /* bpf_get_file_flag() */
     if (map_type != BPF_MAP_TYPE_ARRAY)
@@ -307,6 +312,8 @@ static int emu_create_check(uint32_t map_type, uint32_t key_size, uint32_t value
         return -EINVAL; /* perf event arrays only */
     if (value_size > INT_MAX)
         return -E2BIG;
+    if (token_flag) /* bpf_token_get_from_fd(0): no such fd, or not a token */
+        return fcntl(0, F_GETFD) < 0 ? -EBADF : -EINVAL;
     return 0;
 }
 
@@ -744,6 +751,16 @@ int bpfmap_mmap_check(struct bpfmap *m, int writable, int shared, uint64_t offse
         return -EINVAL;
     if (!length)
         return -EINVAL;
+    /* do_mmap(): __get_unmapped_area() runs before the file checks, so a
+     * length with no room in the address space (> TASK_SIZE) is ENOMEM.
+     * Lengths within the window always fit; larger ones are probed. */
+    if (length > bpfmap_mmap_window(m)) {
+        void *probe = mmap(NULL, length, PROT_NONE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (probe == MAP_FAILED)
+            return -errno;
+        munmap(probe, length);
+    }
     if (shared && writable && !can_write(m))
         return -EACCES;
     if (!can_read(m))

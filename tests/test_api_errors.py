@@ -1,0 +1,567 @@
+"""Python-level misuse: TypeError/ValueError with a message, never a crash or a silent call.
+
+Also: closed handles, ``with``, the container protocol, and the constants
+against the kernel's own header.
+"""
+
+from __future__ import annotations
+
+import array
+import errno
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bpfmap
+from bpfmap import BPF_F_MMAPABLE, ArrayMap, MapRegion
+from bpfmap import _constants as C
+
+MM = BPF_F_MMAPABLE
+
+
+@pytest.fixture
+def m(backend: str) -> Iterator[ArrayMap]:
+    mp = ArrayMap(4, 4, flags=MM, backend=backend)
+    try:
+        yield mp
+    finally:
+        mp.close()
+
+
+# ------------------------------------------------------------------ keys
+
+#: every API entry point that takes a key, as ``call(map, key)``
+KEY_TAKERS: dict[str, Callable[[ArrayMap, Any], Any]] = {
+    "lookup": lambda m, k: m.lookup(k),
+    "lookup_into": lambda m, k: m.lookup_into(k, bytearray(4)),
+    "update": lambda m, k: m.update(k, b"abcd"),
+    "update-bytearray": lambda m, k: m.update(k, bytearray(b"abcd")),
+    "delete": lambda m, k: m.delete(k),
+    "lookup_and_delete": lambda m, k: m.lookup_and_delete(k),
+    "get_next_key": lambda m, k: m.get_next_key(k),
+    "lookup_batch-in_batch": lambda m, k: m.lookup_batch(1, in_batch=k),
+    "update_batch": lambda m, k: m.update_batch([k], [b"abcd"]),
+    "delete_batch": lambda m, k: m.delete_batch([k]),
+    "getitem": lambda m, k: m[k],
+    "setitem": lambda m, k: m.__setitem__(k, b"abcd"),
+    "delitem": lambda m, k: m.__delitem__(k),
+}
+_KEY_NAME = {"lookup_batch-in_batch": "in_batch"}
+
+
+@pytest.mark.parametrize("call", KEY_TAKERS)
+@pytest.mark.parametrize("bad", ["1", 1.0, b"\x01", [1], object()], ids=lambda b: type(b).__name__)
+def test_key_not_int(m: ArrayMap, call: str, bad: Any) -> None:
+    with pytest.raises(TypeError, match=rf"{_KEY_NAME.get(call, 'key')} must be an int, not"):
+        KEY_TAKERS[call](m, bad)
+
+
+@pytest.mark.parametrize(
+    "call", [c for c in KEY_TAKERS if c != "get_next_key" and "in_batch" not in c]
+)
+def test_key_none(m: ArrayMap, call: str) -> None:
+    with pytest.raises(TypeError, match=r"key must be an int, not NoneType"):
+        KEY_TAKERS[call](m, None)
+
+
+def test_none_key_means_start(m: ArrayMap) -> None:
+    assert m.get_next_key(None) == 0
+    assert m.get_next_key() == 0
+    assert list(m.lookup_batch(2, in_batch=None).keys) == [0, 1]
+
+
+@pytest.mark.parametrize("call", KEY_TAKERS)
+@pytest.mark.parametrize("bad", [-1, -(2**40), 2**32, 2**64, 2**100])
+def test_key_out_of_u32(m: ArrayMap, call: str, bad: int) -> None:
+    name = _KEY_NAME.get(call, "key")
+    with pytest.raises(ValueError, match=rf"{name} must be in 0\.\.4294967295, got {bad}"):
+        KEY_TAKERS[call](m, bad)
+
+
+@pytest.mark.parametrize("call", KEY_TAKERS)
+def test_key_u32_max_reaches_the_map(m: ArrayMap, call: str) -> None:
+    """2**32 - 1 is a valid key: the map's errno decides, no Python error."""
+    try:
+        KEY_TAKERS[call](m, 2**32 - 1)
+    except OSError as exc:
+        assert exc.errno in (errno.ENOENT, errno.E2BIG, errno.EINVAL, C.ENOTSUPP)
+
+
+# bool is an int subclass. delete/get_next_key/batches/mmap refuse it (and
+# numpy integers) with TypeError, but the fast paths hand the key straight to
+# cffi, which takes True as key 1: an inconsistency of the Python layer.
+_FAST_PATHS = ["lookup", "lookup_into", "update", "update-bytearray", "getitem", "setitem"]
+
+
+@pytest.mark.parametrize("call", KEY_TAKERS)
+def test_key_bool_refused(m: ArrayMap, call: str, request: pytest.FixtureRequest) -> None:
+    if call in _FAST_PATHS:
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="fast path passes bool keys to cffi as ints")
+        )
+    with pytest.raises(TypeError, match=rf"{_KEY_NAME.get(call, 'key')} must be an int, not bool"):
+        KEY_TAKERS[call](m, True)
+
+
+# ---------------------------------------------------------------- flags
+
+FLAG_TAKERS: dict[str, tuple[str, Callable[[ArrayMap, Any], Any]]] = {
+    "lookup": ("flags", lambda m, f: m.lookup(0, f)),
+    "lookup_into": ("flags", lambda m, f: m.lookup_into(0, bytearray(4), f)),
+    "update": ("flags", lambda m, f: m.update(0, b"abcd", f)),
+    "lookup_and_delete": ("flags", lambda m, f: m.lookup_and_delete(0, f)),
+    "lookup_batch-elem_flags": ("elem_flags", lambda m, f: m.lookup_batch(1, elem_flags=f)),
+    "lookup_batch-flags": ("flags", lambda m, f: m.lookup_batch(1, flags=f)),
+    "update_batch-elem_flags": (
+        "elem_flags",
+        lambda m, f: m.update_batch([0], [b"abcd"], elem_flags=f),
+    ),
+    "update_batch-flags": ("flags", lambda m, f: m.update_batch([0], [b"abcd"], flags=f)),
+    "delete_batch-elem_flags": ("elem_flags", lambda m, f: m.delete_batch([0], elem_flags=f)),
+}
+
+
+@pytest.mark.parametrize("call", FLAG_TAKERS)
+def test_flags_type_and_range(m: ArrayMap, call: str) -> None:
+    name, fn = FLAG_TAKERS[call]
+    with pytest.raises(TypeError, match=rf"{name} must be an int, not str"):
+        fn(m, "0")
+    with pytest.raises(TypeError, match=rf"{name} must be an int, not NoneType"):
+        fn(m, None)
+    with pytest.raises(ValueError, match=rf"{name} must be in 0\.\.{2**64 - 1}, got -1"):
+        fn(m, -1)
+    with pytest.raises(ValueError, match=rf"{name} must be in 0\.\.{2**64 - 1}, got {2**64}"):
+        fn(m, 2**64)
+    try:
+        fn(m, 2**64 - 1)  # in range: the map's errno decides
+    except OSError as exc:
+        assert exc.errno in (errno.EINVAL, C.ENOTSUPP)
+
+
+def test_batch_count(m: ArrayMap) -> None:
+    with pytest.raises(TypeError, match=r"count must be an int, not str"):
+        m.lookup_batch("2")
+    with pytest.raises(ValueError, match=r"count must be in 0\.\.4294967295, got -1"):
+        m.lookup_batch(-1)
+    assert len(m.lookup_batch().keys) == 4  # None: all
+
+
+# ---------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize(
+    "bad,exc,msg",
+    [
+        ("abcd", TypeError, r"value must be a bytes-like object, not str"),
+        ([1, 2, 3, 4], TypeError, r"value must be a bytes-like object, not list"),
+        (1234, TypeError, r"value must be a bytes-like object, not int"),
+        (None, TypeError, r"value must be a bytes-like object, not NoneType"),
+        (b"abc", ValueError, r"value must be 4 bytes, got 3"),
+        (b"abcde", ValueError, r"value must be 4 bytes, got 5"),
+        (b"", ValueError, r"value must be 4 bytes, got 0"),
+        (bytearray(5), ValueError, r"value must be 4 bytes, got 5"),
+        (memoryview(b"abcdabcd")[::2], ValueError, r"value must be a contiguous buffer"),
+        (array.array("I", [1, 2]), ValueError, r"value must be 4 bytes, got 8"),
+    ],
+    ids=lambda x: x if isinstance(x, str) and len(x) < 12 else None,
+)
+def test_update_value_misuse(m: ArrayMap, bad: Any, exc: type, msg: str) -> None:
+    with pytest.raises(exc, match=msg):
+        m.update(0, bad)
+    with pytest.raises(exc, match=msg):
+        m[1] = bad
+    assert m.lookup(0) == m.lookup(1) == bytes(4)  # nothing was written
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        b"wxyz",
+        bytearray(b"wxyz"),
+        memoryview(b"..wxyz")[2:],
+        array.array("B", b"wxyz"),
+        array.array("I", [int.from_bytes(b"wxyz", "little")]),
+    ],
+    ids=["bytes", "bytearray", "memoryview-slice", "array-B", "array-I"],
+)
+def test_update_value_buffers(m: ArrayMap, good: Any) -> None:
+    m.update(2, good)
+    assert m.lookup(2) == (
+        b"wxyz" if not isinstance(good, array.array) or good.typecode == "B" else good.tobytes()
+    )
+
+
+def test_update_batch_values_misuse(m: ArrayMap) -> None:
+    with pytest.raises(ValueError, match=r"values\[1\] must be 4 bytes, got 3"):
+        m.update_batch([0, 1], [b"abcd", b"abc"])
+    with pytest.raises(ValueError, match=r"values must be 8 bytes, got 4"):
+        m.update_batch([0, 1], b"abcd")
+    with pytest.raises(TypeError, match=r"values must be a bytes-like object"):
+        m.update_batch([0], "abcd")
+    assert [m.lookup(k) for k in range(4)] == [bytes(4)] * 4
+
+
+def test_update_batch_keys_misuse(m: ArrayMap) -> None:
+    with pytest.raises(TypeError, match=r"native uint32, not format 'i'"):
+        m.update_batch(array.array("i", [0]), b"abcd")
+    with pytest.raises(TypeError, match=r"native uint32"):
+        m.update_batch(array.array("Q", [0]), b"abcd")
+    with pytest.raises(TypeError):
+        m.update_batch(5, b"abcd")
+    with pytest.raises(TypeError, match=r"key must be an int, not str"):
+        m.update_batch("ab", bytes(8))
+    # Native uint32 buffers and iterables of ints work.
+    assert m.update_batch(array.array("I", [3, 1]), b"3333" + b"1111") == 2
+    assert m.update_batch(iter([2]), [b"2222"]) == 1
+    assert m.update_batch(range(1), [b"0000"]) == 1
+    assert [m.lookup(k) for k in range(4)] == [b"0000", b"1111", b"2222", b"3333"]
+
+
+def test_update_batch_numpy_keys(m: ArrayMap) -> None:
+    np = pytest.importorskip("numpy")
+    assert m.update_batch(np.array([1, 2], dtype=np.uint32), b"aaaabbbb") == 2
+    with pytest.raises(ValueError, match=r"contiguous"):
+        m.update_batch(np.arange(4, dtype=np.uint32)[::2], b"aaaabbbb")
+    with pytest.raises(TypeError, match=r"native uint32"):
+        m.update_batch(np.array([1], dtype=np.int64), b"aaaa")
+    assert m.lookup(2) == b"bbbb"
+
+
+# ------------------------------------------------------------ lookup_into
+
+
+@pytest.mark.parametrize(
+    "buf,exc,msg",
+    [
+        (bytearray(3), ValueError, r"buffer must hold at least 4 bytes, got 3"),
+        (bytearray(0), ValueError, r"buffer must hold at least 4 bytes, got 0"),
+        (b"abcd", TypeError, r"buffer must be writable"),
+        (memoryview(bytearray(4)).toreadonly(), TypeError, r"buffer must be writable"),
+        (memoryview(bytearray(8))[::2], ValueError, r"buffer must be a contiguous buffer"),
+        ("abcd", TypeError, r"buffer must be a writable bytes-like object, not str"),
+        (None, TypeError, r"buffer must be a writable bytes-like object, not NoneType"),
+    ],
+    ids=["too-small", "empty", "bytes", "readonly-view", "strided", "str", "None"],
+)
+def test_lookup_into_misuse(m: ArrayMap, buf: Any, exc: type, msg: str) -> None:
+    with pytest.raises(exc, match=msg):
+        m.lookup_into(0, buf)
+
+
+def test_lookup_into_buffers(m: ArrayMap) -> None:
+    m.update(1, b"wxyz")
+    big = bytearray(b"\xee" * 9)
+    m.lookup_into(1, big)
+    assert big == b"wxyz" + b"\xee" * 5  # bytes past value_size untouched (L01b)
+    view = memoryview(bytearray(6))[1:5]
+    m.lookup_into(1, view)
+    assert view.tobytes() == b"wxyz"
+    arr = array.array("B", bytes(4))
+    m.lookup_into(1, arr)
+    assert arr.tobytes() == b"wxyz"
+
+
+# -------------------------------------------------------------- creation
+
+
+@pytest.mark.parametrize("name", ["emulated ", "Kernel", "", "memfd", None, 0])
+def test_bad_backend(name: Any) -> None:
+    with pytest.raises(ValueError, match=r"backend must be 'emulated' or 'kernel', not"):
+        ArrayMap(4, 4, backend=name)
+
+
+@pytest.mark.parametrize("arg", ["value_size", "max_entries", "flags", "key_size"])
+def test_create_args(backend: str, arg: str) -> None:
+    kw: dict[str, Any] = {"value_size": 4, "max_entries": 4, "backend": backend}
+    for bad, exc, msg in [
+        ("4", TypeError, rf"{arg} must be an int, not str"),
+        (4.0, TypeError, rf"{arg} must be an int, not float"),
+        (True, TypeError, rf"{arg} must be an int, not bool"),
+        (None, TypeError, rf"{arg} must be an int, not NoneType"),
+        (-1, ValueError, rf"{arg} must be in 0\.\.4294967295, got -1"),
+        (2**32, ValueError, rf"{arg} must be in 0\.\.4294967295, got {2**32}"),
+    ]:
+        with pytest.raises(exc, match=msg):
+            ArrayMap(**{**kw, arg: bad})
+
+
+def test_create_name_type(backend: str) -> None:
+    for bad in (3, ["a"], bytearray(b"a"), None):
+        with pytest.raises(TypeError, match=r"name must be str or bytes, not"):
+            ArrayMap(4, 4, name=bad, backend=backend)
+
+
+def test_create_errno_is_oserror(backend: str) -> None:
+    with pytest.raises(OSError) as info:
+        ArrayMap(0, 4, backend=backend)
+    assert info.value.errno == errno.EINVAL
+    assert "map create" in str(info.value)
+
+
+def test_from_fd_misuse(backend: str) -> None:
+    with pytest.raises(TypeError, match=r"fd must be an int"):
+        ArrayMap.from_fd("3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"fd must be in"):
+        ArrayMap.from_fd(-1)
+    r, w = os.pipe()
+    try:
+        with pytest.raises(OSError) as info:
+            ArrayMap.from_fd(r)
+        assert info.value.errno == errno.EINVAL
+        os.fstat(r)  # on failure the caller still owns the fd
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(OSError) as info:
+        ArrayMap.from_fd(r)  # closed now
+    assert info.value.errno == errno.EBADF
+
+
+def test_from_fd_takes_ownership(backend: str) -> None:
+    m = ArrayMap(4, 2, backend=backend)
+    try:
+        fd = os.dup(m.fd)
+        m2 = ArrayMap.from_fd(fd)
+        m2.update(1, b"abcd")
+        assert m.lookup(1) == b"abcd"
+        assert (m2.backend, m2.value_size, m2.max_entries, m2.id) == (backend, 4, 2, m.id)
+        m2.close()
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed by the map
+    finally:
+        m.close()
+
+
+# ------------------------------------------------------------------ mmap
+
+
+def test_mmap_arg_misuse(m: ArrayMap) -> None:
+    for arg in ("offset", "length"):
+        with pytest.raises(TypeError, match=rf"{arg} must be an int, not str"):
+            m.mmap(**{arg: "0"})
+        with pytest.raises(ValueError, match=rf"{arg} must be in 0\.\.{2**63 - 1}, got -4096"):
+            m.mmap(**{arg: -4096})
+    with pytest.raises(TypeError, match=r"offset must be an int, not bool"):
+        m.mmap(offset=False)
+
+
+def test_mmap_region_basics(m: ArrayMap) -> None:
+    m.update(1, b"wxyz")
+    with m.mmap(writable=False) as r:
+        assert isinstance(r, MapRegion)
+        assert (r.map_offset, r.writable, r.value_size, r.elem_size) == (0, False, 4, 8)
+        assert r[8:12] == b"wxyz"
+        with pytest.raises(TypeError):
+            r[0:1] = b"x"
+        with pytest.raises(OSError) as info:
+            r.resize(2 * len(r))
+        assert info.value.errno == errno.EINVAL
+    assert r.closed
+
+
+# --------------------------------------------------------- closed handles
+
+CLOSED_CALLS: dict[str, Callable[[ArrayMap], Any]] = {
+    "fd": lambda m: m.fd,
+    "backend": lambda m: m.backend,
+    "key_size": lambda m: m.key_size,
+    "value_size": lambda m: m.value_size,
+    "max_entries": lambda m: m.max_entries,
+    "flags": lambda m: m.flags,
+    "name": lambda m: m.name,
+    "id": lambda m: m.id,
+    "access": lambda m: m.access,
+    "frozen": lambda m: m.frozen,
+    "info": lambda m: m.info(),
+    "lookup": lambda m: m.lookup(0),
+    "lookup-bad-key": lambda m: m.lookup("x"),
+    "lookup_into": lambda m: m.lookup_into(0, bytearray(4)),
+    "update": lambda m: m.update(0, b"abcd"),
+    "update-bytearray": lambda m: m.update(0, bytearray(4)),
+    "delete": lambda m: m.delete(0),
+    "lookup_and_delete": lambda m: m.lookup_and_delete(0),
+    "get_next_key": lambda m: m.get_next_key(),
+    "lookup_batch": lambda m: m.lookup_batch(),
+    "batches": lambda m: next(m.batches()),
+    "update_batch": lambda m: m.update_batch([0], [b"abcd"]),
+    "delete_batch": lambda m: m.delete_batch([0]),
+    "freeze": lambda m: m.freeze(),
+    "mmap": lambda m: m.mmap(),
+    "len": lambda m: len(m),
+    "getitem": lambda m: m[0],
+    "setitem": lambda m: m.__setitem__(0, b"abcd"),
+    "delitem": lambda m: m.__delitem__(0),
+    "iter": lambda m: next(iter(m)),
+    "items": lambda m: next(m.items()),
+    "with": lambda m: m.__enter__(),
+}
+
+
+@pytest.mark.parametrize("call", CLOSED_CALLS)
+def test_closed_map(backend: str, call: str) -> None:
+    m = ArrayMap(4, 4, flags=MM, backend=backend)
+    m.close()
+    assert m.closed
+    with pytest.raises(ValueError, match=r"closed map"):
+        CLOSED_CALLS[call](m)
+
+
+def test_close_is_idempotent_and_repr(backend: str) -> None:
+    m = ArrayMap(4, 4, name="r", backend=backend)
+    assert repr(m).startswith(f"<ArrayMap {backend} id=")
+    assert "name='r' value_size=4 max_entries=4 flags=0x0" in repr(m)
+    m.close()
+    m.close()
+    assert repr(m) == "<ArrayMap closed>"
+
+
+def test_closing_keeps_regions(backend: str) -> None:
+    m = ArrayMap(8, 4, flags=MM, backend=backend)
+    m.update(3, b"12345678")
+    r = m.mmap()
+    m.close()
+    with r:
+        assert r[24:32] == b"12345678"
+        r[0:8] = b"abcdefgh"
+        assert r[0:8] == b"abcdefgh"
+
+
+# ------------------------------------------------------------------- with
+
+
+def test_with(backend: str) -> None:
+    with ArrayMap(4, 4, backend=backend) as m:
+        assert not m.closed
+        m[0] = b"abcd"
+    assert m.closed
+    with pytest.raises(RuntimeError), ArrayMap(4, 4, backend=backend) as m2:
+        raise RuntimeError("boom")
+    assert m2.closed
+
+
+# ------------------------------------------------------ container protocol
+
+
+def test_container_protocol(backend: str) -> None:
+    with ArrayMap(3, 5, backend=backend) as m:
+        assert len(m) == 5
+        assert list(m) == [0, 1, 2, 3, 4]
+        assert 4 in m and 5 not in m
+        m[2] = b"abc"
+        assert m[2] == b"abc" and m[1] == bytes(3)
+        assert dict(m.items()) == {0: bytes(3), 1: bytes(3), 2: b"abc", 3: bytes(3), 4: bytes(3)}
+        with pytest.raises(FileNotFoundError):  # ENOENT, as the kernel says
+            m[5]
+        with pytest.raises(OSError) as info:
+            m[5] = b"abc"
+        assert info.value.errno == errno.E2BIG
+        with pytest.raises(OSError) as info:
+            del m[0]
+        assert info.value.errno == errno.EINVAL
+        assert m[0] == bytes(3)
+
+
+def test_errno_exception_classes(backend: str) -> None:
+    ro_flag = bpfmap.BPF_F_RDONLY
+    with ArrayMap(4, 2, flags=ro_flag, backend=backend) as ro, pytest.raises(PermissionError):
+        ro.update(0, b"abcd")
+    with ArrayMap(4, 2, backend=backend) as m:
+        with pytest.raises(FileExistsError):
+            m.update(0, b"abcd", bpfmap.BPF_NOEXIST)
+        with pytest.raises(OSError, match=r"ENOTSUPP") as info:
+            m.lookup_and_delete(0)
+        assert info.value.errno == bpfmap.ENOTSUPP == 524
+        with pytest.raises(OSError) as info:
+            m.update_batch([0, 7], [b"abcd", b"efgh"])
+        assert info.value.errno == errno.E2BIG and info.value.count == 1
+
+
+def test_lookup_batch_result(backend: str) -> None:
+    with ArrayMap(2, 3, backend=backend) as m:
+        m.update_batch([0, 1, 2], b"aabbcc")
+        b = m.lookup_batch(2)
+        assert list(b.keys) == [0, 1] and b.values == b"aabb" and b.out_batch == 1 and not b.done
+        assert list(b.items()) == [(0, b"aa"), (1, b"bb")]
+        assert [list(x.items()) for x in m.batches(2)] == [[(0, b"aa"), (1, b"bb")], [(2, b"cc")]]
+        empty = m.lookup_batch(0)
+        assert list(empty.items()) == [] and empty.out_batch is None
+
+
+# -------------------------------------------------------------- constants
+
+HEADER = Path("/usr/include/linux/bpf.h")
+
+
+def _header_values() -> dict[str, int]:
+    """NAME = value members of the uapi header's enums, plus enum bpf_map_type's implicit ones."""
+    text = HEADER.read_text()
+    values: dict[str, int] = {}
+    for name, expr in re.findall(r"^\s*(BPF_\w+)\s*=\s*([^,/\n]+?)\s*,", text, re.M):
+        expr = expr.replace("U", "")
+        if re.fullmatch(r"[\d\s()<x]+", expr):
+            values[name] = int(eval(expr))  # only digits, '<<', parentheses
+    body = re.search(r"enum bpf_map_type \{(.*?)\};", text, re.S)
+    assert body is not None
+    n = 0
+    for line in body.group(1).splitlines():
+        mt = re.match(r"\s*(BPF_MAP_TYPE_\w+)\s*(?:=\s*(\d+))?\s*,", line)
+        if mt:
+            n = int(mt.group(2)) if mt.group(2) else n
+            values.setdefault(mt.group(1), n)
+            n += 1
+    return values
+
+
+@pytest.mark.skipif(not HEADER.exists(), reason="no /usr/include/linux/bpf.h")
+def test_constants_match_the_kernel_header() -> None:
+    header = _header_values()
+    ours = {k: v for k, v in vars(C).items() if k.startswith("BPF_")}
+    compared = [k for k in ours if k in header]
+    assert {
+        "BPF_ANY",
+        "BPF_NOEXIST",
+        "BPF_EXIST",
+        "BPF_F_LOCK",
+        "BPF_F_MMAPABLE",
+        "BPF_F_RDONLY",
+        "BPF_F_WRONLY",
+        "BPF_MAP_TYPE_ARRAY",
+    } <= set(compared)
+    assert {k: ours[k] for k in compared} == {k: header[k] for k in compared}
+
+
+def test_constants_exported_and_known_values() -> None:
+    for k, v in vars(C).items():
+        if k.startswith("BPF_") or k == "ENOTSUPP":
+            assert getattr(bpfmap, k) == v, k
+    # Flags added after older installed headers: the kernel's values (include/uapi/linux/bpf.h).
+    assert tuple(1 << b for b in range(13, 19)) == (
+        C.BPF_F_LINK,
+        C.BPF_F_PATH_FD,
+        C.BPF_F_VTYPE_BTF_OBJ_FD,
+        C.BPF_F_TOKEN_FD,
+        C.BPF_F_SEGV_ON_FAULT,
+        C.BPF_F_NO_USER_CONV,
+    )
+    assert C.BPF_MAP_TYPE_ARRAY == 2
+    assert C.ENOTSUPP == 524
+    assert os.strerror(524) == "Unknown error 524"  # libc has no name for it
+
+
+def test_info_is_a_named_tuple(backend: str) -> None:
+    with ArrayMap(12, 5, flags=MM, name="probe_info", backend=backend) as m:
+        info = m.info()
+        assert info == (2, m.id, 4, 12, 5, MM, "probe_info")
+        assert info._fields == (
+            "type",
+            "id",
+            "key_size",
+            "value_size",
+            "max_entries",
+            "map_flags",
+            "name",
+        )
