@@ -8,12 +8,13 @@ PermissionError, ...) and Python-level misuse into TypeError/ValueError.
 from __future__ import annotations
 
 import array
-import mmap as _mmap
+import ctypes
 import errno
+import mmap as _mmap
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, TypeVar, Union
 
 from . import _constants as C
 from ._core import ffi, lib
@@ -22,8 +23,10 @@ BACKENDS = {"emulated": 0, "kernel": 1}
 _BACKEND_NAMES = {v: k for k, v in BACKENDS.items()}
 _U32 = 2**32 - 1
 _U64 = 2**64 - 1
+_NO_FLAGS = 0  # the fast paths below take `flags is _NO_FLAGS`: the int 0, not False or 0.0
 PAGE_SIZE = _mmap.PAGESIZE
 
+_CT = TypeVar("_CT", bound="ctypes._CData")
 Buffer = Union[bytes, bytearray, memoryview, Any]
 
 
@@ -79,7 +82,7 @@ class Batch(NamedTuple):
 
     keys: array.array[int]
     values: bytearray
-    out_batch: Optional[int]
+    out_batch: int | None
     done: bool
 
     def items(self) -> Iterator[tuple[int, bytes]]:
@@ -121,6 +124,27 @@ class MapRegion(_mmap.mmap):
     def resize(self, newsize: int) -> None:
         raise OSError(22, "mremap of a map region: Invalid argument")
 
+    def struct(self, ctype: type[_CT], key: int = 0) -> _CT:
+        """A ctypes structure over value ``key`` (the map's index), live in the mapping.
+
+        Only for writable regions: ctypes has no read-only objects, and a store
+        into a read-only mapping would kill the process. Read a read-only
+        region with :meth:`ndarray` and a structured dtype instead. While the
+        structure lives, :meth:`close` raises BufferError, as for any export.
+        """
+        if not self.writable:
+            raise TypeError(
+                "ctypes structures need a writable region; "
+                "use region.ndarray(dtype) for a read-only view"
+            )
+        size = ctypes.sizeof(ctype)
+        if size > self.value_size:
+            raise ValueError(f"{ctype.__name__} is {size} bytes, the value is {self.value_size}")
+        start = _check_uint(key, 32, "key") * self.elem_size - self.map_offset
+        if start < 0 or start + size > len(self):
+            raise ValueError(f"value {key} is not inside this region")
+        return ctype.from_buffer(self, start)  # type: ignore[attr-defined,no-any-return]
+
     def ndarray(self, dtype: Any = None) -> Any:
         """A NumPy array with one item per value in the region.
 
@@ -152,7 +176,7 @@ class ArrayMap:
     for every operation.
     """
 
-    __slots__ = ("_h", "_value_size", "__weakref__")
+    __slots__ = ("_h", "_value_size", "_rfast", "_wfast", "__weakref__")
 
     def __init__(
         self,
@@ -212,6 +236,49 @@ class ArrayMap:
         self = cls.__new__(cls)
         self._adopt(raw)
         return self
+
+    @classmethod
+    def open_pinned(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> ArrayMap:
+        """Open a pinned map; the backend follows from what is at ``path``.
+
+        On bpffs: a kernel map (``BPF_OBJ_GET``, with ``BPF_F_RDONLY`` if
+        ``readonly``). Elsewhere: an emulated map pinned by :meth:`pin`.
+        """
+        from . import _pin
+
+        p = os.fspath(path)
+        fd = _pin.get_kernel(p, readonly) if _pin.on_bpffs(p) else _pin.get_emulated(p, readonly)
+        try:
+            return cls.from_fd(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the map at ``path``: it lives on until the path is removed.
+
+        Kernel maps: ``BPF_OBJ_PIN`` on bpffs (the kernel's EPERM elsewhere,
+        EEXIST if the path exists). Emulated maps: any path outside bpffs, served
+        to the owning user only (mode 0600) by a holder process that exits, and
+        so releases the map, when the path is unlinked.
+        """
+        from . import _pin
+
+        h = self._handle()
+        p = os.fspath(path)
+        if h.backend == BACKENDS["kernel"]:
+            _pin.pin_kernel(h.fd, p)
+        else:
+            _pin.pin_emulated(h.fd, p)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle by passing the descriptor (multiprocessing: spawn, fork, forkserver, Pool).
+
+        The receiving process gets its own descriptor of the same map, never a copy.
+        """
+        from multiprocessing.reduction import DupFd
+
+        return (_rebuild, (DupFd(self.fd),))
 
     # -- lifetime -----------------------------------------------------------
 
@@ -311,12 +378,40 @@ class ArrayMap:
 
     # -- elements -----------------------------------------------------------
 
+    # Fast paths for the emulated backend's common case: an exact int key in
+    # range, flags 0, a handle with the access (and, for update, a bytes value
+    # of value_size bytes). A read is a slice of the handle's private read-only
+    # view, the very bytes bpfmap_lookup() copies; a write is one os.pwrite(),
+    # as bpfmap_update() does, so freeze (F_SEAL_WRITE) stays exact. Anything
+    # else, and any pwrite() failure, goes through the C core, which decides
+    # the errno as before. The view and the fd belong to the handle: the
+    # caller's local `h` holds it for the whole call, so a racing close() can
+    # neither unmap nor close them under us, and once the handle is gone
+    # (``self._h is None``) the cached objects are never touched again.
+    def _init_fast(self, h: Any) -> None:
+        stride = int(h.elem_size)
+        emulated = h.backend == BACKENDS["emulated"]
+        n_read = int(h.max_entries) if emulated and h.view != ffi.NULL else 0
+        values: Any = h.view + h.page_size if n_read else ffi.NULL
+        view: Any = ffi.buffer(values, n_read * stride) if n_read else None
+        n_write = int(h.max_entries) if emulated and h.access != os.O_RDONLY else 0
+        self._rfast = (view, n_read, stride, int(h.value_size), values)
+        self._wfast = (int(h.fd), n_write, stride, int(h.page_size))
+
     def lookup(self, key: int, flags: int = 0) -> bytes:
         """``BPF_MAP_LOOKUP_ELEM``: the value at ``key``, ``value_size`` bytes."""
         h = self._h
         if h is None:
             raise _closed()
-        buf = ffi.new("char[]", self._value_size)
+        try:
+            view, n, stride, vs, _ = self._rfast
+        except AttributeError:
+            self._init_fast(h)
+            view, n, stride, vs, _ = self._rfast
+        if type(key) is int and flags is _NO_FLAGS and key < n and key >= 0:
+            key *= stride
+            return view[key : key + vs]  # type: ignore[no-any-return]
+        buf = ffi.new("char[]", vs)
         try:
             rc = lib.bpfmap_lookup(h, key, buf, flags)
         except (TypeError, OverflowError):
@@ -330,7 +425,18 @@ class ArrayMap:
 
         Bytes past ``value_size`` are left untouched, as the kernel leaves them.
         """
-        h = self._handle()
+        h = self._h
+        if h is None:
+            raise _closed()
+        if type(buffer) is bytearray and type(key) is int and flags is _NO_FLAGS:
+            try:
+                _, n, stride, vs, values = self._rfast
+            except AttributeError:
+                self._init_fast(h)
+                _, n, stride, vs, values = self._rfast
+            if key < n and key >= 0 and len(buffer) >= vs:
+                ffi.memmove(buffer, values + key * stride, vs)
+                return
         dst = _writable_buffer(buffer, self._value_size, "buffer")
         try:
             rc = lib.bpfmap_lookup(h, key, dst, flags)
@@ -349,6 +455,17 @@ class ArrayMap:
                 raise ValueError(
                     f"value must be {self._value_size} bytes, got {len(value)}"
                 )
+            try:
+                fd, n, stride, base = self._wfast
+            except AttributeError:
+                self._init_fast(h)
+                fd, n, stride, base = self._wfast
+            if type(key) is int and flags is _NO_FLAGS and key < n and key >= 0:
+                try:
+                    if os.pwrite(fd, value, base + key * stride) == len(value):
+                        return
+                except OSError:
+                    pass  # e.g. EPERM once frozen: the C core below gives the errno
             src: Any = value
         else:
             src = _readable_buffer(value, self._value_size, "value")
@@ -378,7 +495,7 @@ class ArrayMap:
             raise error(rc, "lookup_and_delete")
         return ffi.unpack(buf, self._value_size)  # type: ignore[no-any-return]
 
-    def get_next_key(self, key: Optional[int] = None) -> int:
+    def get_next_key(self, key: int | None = None) -> int:
         """``BPF_MAP_GET_NEXT_KEY``; ``None`` (or an out-of-range key) starts at 0."""
         h = self._handle()
         nxt = ffi.new("uint32_t *")
@@ -395,9 +512,9 @@ class ArrayMap:
 
     def lookup_batch(
         self,
-        count: Optional[int] = None,
+        count: int | None = None,
         *,
-        in_batch: Optional[int] = None,
+        in_batch: int | None = None,
         elem_flags: int = 0,
         flags: int = 0,
     ) -> Batch:
@@ -410,25 +527,44 @@ class ArrayMap:
         n = h.max_entries if count is None else _check_uint(count, 32, "count")
         _check_uint(elem_flags, 64, "elem_flags")
         _check_uint(flags, 64, "flags")
-        keys = array.array("I", bytes(4 * n))
-        values = bytearray(n * self._value_size)
+        vs = self._value_size
+        keys = array.array("I", [0]) * n  # filled by the C core
+        try:
+            view, n_read, stride, _, _ = self._rfast
+        except AttributeError:
+            self._init_fast(h)
+            view, n_read, stride, _, _ = self._rfast
+        # An emulated map with unpadded values: the C core decides (checks,
+        # keys, count, ENOENT) without copying, and the values are copied once,
+        # from the view into the new bytearray, instead of zero-fill + memcpy.
+        direct = n_read and stride == vs
+        values = bytearray() if direct else bytearray(n * vs)
         cnt = ffi.new("uint32_t *", n)
         out = ffi.new("uint32_t *")
-        inb = ffi.NULL if in_batch is None else ffi.new("uint32_t *", _check_uint(in_batch, 32, "in_batch"))
+        inb = (
+            ffi.NULL
+            if in_batch is None
+            else ffi.new("uint32_t *", _check_uint(in_batch, 32, "in_batch"))
+        )
         rc = lib.bpfmap_lookup_batch(
-            h, inb, out, ffi.from_buffer("uint32_t[]", keys), ffi.from_buffer(values), cnt,
-            elem_flags, flags,
+            h, inb, out, ffi.from_buffer("uint32_t[]", keys),
+            ffi.NULL if direct else ffi.from_buffer(values), cnt, elem_flags, flags,
         )
         if rc and rc != -errno.ENOENT:
             raise error(rc, "lookup_batch")
         got = int(cnt[0])
         del keys[got:]
-        del values[got * self._value_size :]
+        if not direct:
+            del values[got * vs :]
+        elif got:
+            start = (int(out[0]) - got + 1) * vs  # keys[0] * vs: the C core copied none
+            with memoryview(view) as whole:
+                values = bytearray(whole[start : start + got * vs])
         return Batch(keys, values, int(out[0]) if got else None, rc == -errno.ENOENT)
 
     def batches(self, count: int = 4096) -> Iterator[Batch]:
         """Every key and value, ``count`` at a time, through ``lookup_batch``."""
-        token: Optional[int] = None
+        token: int | None = None
         while True:
             batch = self.lookup_batch(count, in_batch=token)
             if batch.keys:
@@ -472,7 +608,9 @@ class ArrayMap:
             raise exc
         return int(cnt[0])
 
-    def delete_batch(self, keys: Iterable[int] | Buffer, *, elem_flags: int = 0, flags: int = 0) -> int:
+    def delete_batch(
+        self, keys: Iterable[int] | Buffer, *, elem_flags: int = 0, flags: int = 0
+    ) -> int:
         """``BPF_MAP_DELETE_BATCH``: arrays refuse it (ENOTSUPP), as in the kernel."""
         h = self._handle()
         _check_uint(elem_flags, 64, "elem_flags")
@@ -504,7 +642,7 @@ class ArrayMap:
         writable: bool = True,
         shared: bool = True,
         offset: int = 0,
-        length: Optional[int] = None,
+        length: int | None = None,
     ) -> MapRegion:
         """Map the values, as ``mmap()`` on a ``BPF_F_MMAPABLE`` map fd.
 
@@ -560,7 +698,7 @@ class ArrayMap:
 
     def __iter__(self) -> Iterator[int]:
         """The keys, in ``get_next_key`` order."""
-        key: Optional[int] = None
+        key: int | None = None
         while True:
             try:
                 key = self.get_next_key(key)
@@ -627,7 +765,16 @@ def _u32_buffer(keys: Any) -> tuple[Any, int]:
     return ffi.from_buffer("uint32_t[]", keys), n
 
 
-def kernel_available() -> Optional[str]:
+def _rebuild(dup: Any) -> ArrayMap:
+    fd = dup.detach()
+    try:
+        return ArrayMap.from_fd(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def kernel_available() -> str | None:
     """``None`` if this process can create kernel BPF maps, else the reason."""
     rc = lib.bpfmap_kernel_available()
     if rc == 0:

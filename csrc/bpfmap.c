@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -45,6 +46,8 @@
     (BPFMAP_F_NUMA_NODE | BPFMAP_F_MMAPABLE | BPFMAP_F_RDONLY |                \
      BPFMAP_F_WRONLY | BPFMAP_F_RDONLY_PROG | BPFMAP_F_WRONLY_PROG |           \
      BPFMAP_F_PRESERVE_ELEMS | BPFMAP_F_INNER_MAP)
+
+#define BPF_FS_MAGIC_NUMBER 0xcafe4a11ULL
 
 #define HEADER_MAGIC 0x3170616d66706266ULL /* "fbpfmap1" */
 #define HEADER_VERSION 1
@@ -594,7 +597,11 @@ int bpfmap_lookup_batch(const struct bpfmap *m, const uint32_t *in_batch, uint32
     n = m->max_entries - start;
     if (n > max_count)
         n = max_count;
-    if (m->value_size == m->elem_size) {
+    /* values == NULL: the caller copies the values itself, straight from the
+     * view, keys [start, start + n) (Python builds its bytearray in one copy). */
+    if (!values) {
+        /* nothing to copy here */
+    } else if (m->value_size == m->elem_size) {
         memcpy(values, m->view + value_offset(m, start), (size_t)n * m->value_size);
     } else {
         for (i = 0; i < n; i++)
@@ -608,12 +615,35 @@ int bpfmap_lookup_batch(const struct bpfmap *m, const uint32_t *in_batch, uint32
     return n < max_count ? -ENOENT : 0;
 }
 
+/*
+ * How many keys from k[0] on (at most avail) are consecutive and below max:
+ * one pwrite() covers them. k[0] < max is the caller's. Blocks of 64 keys are
+ * checked without early exit, so the compiler vectorizes the common case.
+ */
+static uint32_t consecutive_keys(const uint32_t *k, uint32_t avail, uint32_t max)
+{
+    uint32_t run = 1, j, first = k[0];
+    /* A whole block is consecutive and, ending below max, in range. */
+    while (avail - run >= 64 && (uint64_t)first + run + 63 < max) {
+        const uint32_t *b = k + run;
+        uint32_t expect = first + run, bad = 0;
+        for (j = 0; j < 64; j++)
+            bad |= b[j] ^ (expect + j);
+        if (bad)
+            break;
+        run += 64;
+    }
+    while (run < avail && k[run] == first + run && k[run] < max)
+        run++;
+    return run;
+}
+
 /* generic_map_update_batch(): stops at the first failing element, no rollback. */
 int bpfmap_update_batch(const struct bpfmap *m, const uint32_t *keys, const void *values,
                         uint32_t *count, uint64_t elem_flags, uint64_t flags)
 {
-    uint32_t max_count, n, i, run;
-    int err = 0;
+    uint32_t max_count, i, run;
+    int err;
     if (is_kernel(m))
         return kernel_batch(m, BPF_MAP_UPDATE_BATCH, NULL, NULL, keys, values, count,
                             elem_flags, flags);
@@ -628,22 +658,21 @@ int bpfmap_update_batch(const struct bpfmap *m, const uint32_t *keys, const void
     if (!max_count)
         return 0;
     *count = 0;
-    for (n = 0; n < max_count && keys[n] < m->max_entries; n++)
-        ;
-    /* One pwrite per run of consecutive keys when values are unpadded. */
-    for (i = 0; i < n && !err; i += run) {
-        run = 1;
-        if (m->value_size == m->elem_size)
-            while (i + run < n && keys[i + run] == keys[i] + run)
-                run++;
+    /* In key order: one pwrite per run of consecutive keys when values are
+     * unpadded; the first out-of-range key ends the batch with E2BIG. */
+    for (i = 0; i < max_count; i += run) {
+        if (keys[i] >= m->max_entries)
+            return -E2BIG;
+        run = m->value_size == m->elem_size
+                  ? consecutive_keys(keys + i, max_count - i, m->max_entries)
+                  : 1;
         err = pwrite_all(m->fd, (const char *)values + (size_t)i * m->value_size,
                          (size_t)run * m->value_size, value_offset(m, keys[i]));
-        if (!err)
-            *count = i + run;
+        if (err)
+            return err;
+        *count = i + run;
     }
-    if (err)
-        return err;
-    return n < max_count ? -E2BIG : 0;
+    return 0;
 }
 
 int bpfmap_delete_batch(const struct bpfmap *m, const uint32_t *keys, uint32_t *count,
@@ -795,6 +824,52 @@ int bpfmap_mmap_check(struct bpfmap *m, int writable, int shared, uint64_t offse
     }
     *file_offset = m->page_size + offset;
     return 0;
+}
+
+/* ------------------------------------------------------------- pinning */
+
+/* BPF_OBJ_PIN: the kernel decides (EPERM outside bpffs, EEXIST, ...). */
+int bpfmap_obj_pin(int fd, const char *path)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.pathname = ptr_to_u64(path);
+    attr.bpf_fd = (uint32_t)fd;
+    long r = sys_bpf(BPF_OBJ_PIN, &attr);
+    return r < 0 ? (int)r : 0;
+}
+
+/* BPF_OBJ_GET: a new fd, read-only or write-only with BPF_F_RDONLY/WRONLY. */
+int bpfmap_obj_get(const char *path, uint32_t file_flags)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.pathname = ptr_to_u64(path);
+    attr.file_flags = file_flags;
+    return (int)sys_bpf(BPF_OBJ_GET, &attr);
+}
+
+/* 1 if path (or, for a path that does not exist yet, its directory) is on bpffs. */
+int bpfmap_on_bpffs(const char *path)
+{
+    struct statfs st;
+    if (statfs(path, &st) < 0) {
+        char dir[4096];
+        char *slash;
+        if (errno != ENOENT || strlen(path) >= sizeof(dir))
+            return -errno;
+        strcpy(dir, path);
+        slash = strrchr(dir, '/');
+        if (!slash)
+            strcpy(dir, ".");
+        else if (slash == dir)
+            dir[1] = 0;
+        else
+            *slash = 0;
+        if (statfs(dir, &st) < 0)
+            return -errno;
+    }
+    return (uint64_t)st.f_type == BPF_FS_MAGIC_NUMBER;
 }
 
 /* ---------------------------------------------------------------- misc */

@@ -63,5 +63,9 @@ int bpfmap_mmap_check(struct bpfmap *m, int writable, int shared, uint64_t offse
                       uint64_t length, int *fd, uint64_t *file_offset);
 uint64_t bpfmap_mmap_window(const struct bpfmap *m);
 
+int bpfmap_obj_pin(int fd, const char *path);
+int bpfmap_obj_get(const char *path, uint32_t file_flags);
+int bpfmap_on_bpffs(const char *path);
+
 int bpfmap_kernel_available(void);
 int bpfmap_noop(void);

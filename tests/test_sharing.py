@@ -1,0 +1,537 @@
+"""mmap, freeze and sharing between processes: the seed's rules, on both backends.
+
+Every rule runs on the emulated and the kernel backend in the same test, with
+real processes (fork, spawn, forkserver), real signals and pipes for
+synchronisation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import multiprocessing as mp
+import os
+import signal
+import socket
+import struct
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+from conftest import require_kernel
+
+import bpfmap
+from bpfmap import BPF_F_MMAPABLE, ArrayMap
+
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
+    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
+
+
+def address(region: Any) -> int:
+    """The start address of a mapping (the temporary export is released at once)."""
+    from bpfmap._core import ffi
+
+    buf = ffi.from_buffer(region)
+    try:
+        return int(ffi.cast("uintptr_t", buf))
+    finally:
+        ffi.release(buf)
+
+
+def errno_of(fn: Any) -> int:
+    try:
+        fn()
+    except OSError as exc:
+        return int(exc.errno or 0)
+    return 0
+
+
+def mprotect(region: Any, prot: int, length: int = PAGE) -> int:
+    rc = libc.mprotect(address(region), length, prot)
+    return 0 if rc == 0 else ctypes.get_errno()
+
+
+# --------------------------------------------------------------- MapRegion
+
+
+def test_region_behaves_like_mmap(backend: str) -> None:
+    m = new_map(backend, 12, 3)
+    region = m.mmap()
+    assert isinstance(region, mmap.mmap)
+    assert len(region) == PAGE
+    struct.pack_into("<I", region, 32, 0xDEADBEEF)  # value 2 starts at byte 32 (stride 16)
+    assert m.lookup(2)[:4] == struct.pack("<I", 0xDEADBEEF)
+    assert region[32:36] == struct.pack("<I", 0xDEADBEEF)
+    view = memoryview(region)
+    with pytest.raises(BufferError):
+        region.close()
+    view.release()
+    region.close()
+    assert region.closed
+    with pytest.raises(ValueError):
+        region[0]
+    with m.mmap(writable=False) as ro:
+        assert ro[32:36] == struct.pack("<I", 0xDEADBEEF)
+        with pytest.raises(TypeError):
+            ro[0:1] = b"x"
+    assert ro.closed
+
+
+def test_region_outlives_its_map_handle(backend: str) -> None:
+    """K01: close(fd) while mapped: the map stays alive and the stores stay shared."""
+    m = new_map(backend)
+    other = ArrayMap.from_fd(os.dup(m.fd))
+    region = m.mmap()
+    m.close()
+    struct.pack_into("<Q", region, 8, 99)
+    assert struct.unpack("<Q", other.lookup(1))[0] == 99
+    region.close()
+    other.close()
+
+
+def test_region_offset_and_length(backend: str) -> None:
+    """M25/M26: a page at offset 4096 shows values 512.. of an 8-byte map."""
+    m = new_map(backend)
+    m.update(512, struct.pack("<Q", 7))
+    with m.mmap(offset=PAGE, length=PAGE) as region:
+        assert struct.unpack_from("<Q", region, 0)[0] == 7
+    assert errno_of(lambda: m.mmap(offset=PAGE, length=2 * PAGE)) == errno.EINVAL
+    assert errno_of(lambda: m.mmap(offset=100)) == errno.EINVAL
+    assert errno_of(lambda: m.mmap(length=0)) == errno.EINVAL
+
+
+def test_numpy_view_has_the_element_stride(backend: str) -> None:
+    np = pytest.importorskip("numpy")
+    m = new_map(backend, value_size=12, max_entries=5)
+    for key in range(5):
+        m.update(key, struct.pack("<Iq", key, -key))
+    dtype = np.dtype([("key", "<u4"), ("neg", "<i8")], align=False)
+    with m.mmap(writable=False) as region:
+        arr = region.ndarray(dtype)
+        assert arr.shape[0] >= 5
+        assert list(arr["key"][:5]) == [0, 1, 2, 3, 4]
+        assert list(arr["neg"][:5]) == [0, -1, -2, -3, -4]
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError):
+            region.ndarray("V16")  # larger than a value
+        del arr
+    rw = m.mmap()
+    arr = rw.ndarray("<u4")
+    arr[3] = 1234
+    assert m.lookup(3)[:4] == struct.pack("<I", 1234)
+    del arr
+    rw.close()
+
+
+class Counters(ctypes.Structure):
+    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64)]
+
+
+def test_ctypes_struct_over_a_value(backend: str) -> None:
+    m = new_map(backend, value_size=16, max_entries=4)
+    region = m.mmap()
+    counters = region.struct(Counters, key=2)
+    counters.packets = 3
+    counters.bytes = 1500
+    assert struct.unpack("<QQ", m.lookup(2)) == (3, 1500)
+    with pytest.raises(BufferError):
+        region.close()
+    del counters
+    region.close()
+    with m.mmap(writable=False) as ro, pytest.raises(TypeError):
+        ro.struct(Counters)
+
+
+# --------------------------------------------------------- freeze and mmap
+
+
+def test_readonly_mapping_never_counts_and_cannot_be_upgraded(backend: str) -> None:
+    """M15, M17, M18: RO mappings do not block freeze; mprotect to write is EACCES."""
+    m = new_map(backend)
+    ro = m.mmap(writable=False)
+    assert mprotect(ro, mmap.PROT_READ | mmap.PROT_WRITE) == errno.EACCES
+    m.freeze()
+    assert mprotect(ro, mmap.PROT_READ | mmap.PROT_WRITE) == errno.EACCES
+    assert errno_of(lambda: m.mmap()) == errno.EPERM
+    ro.close()
+
+
+def test_writable_mapping_mprotected_readonly_still_counts(backend: str) -> None:
+    """M06-M08: an RW mapping keeps VM_MAYWRITE after mprotect(PROT_READ)."""
+    m = new_map(backend)
+    rw = m.mmap()
+    assert mprotect(rw, mmap.PROT_READ) == 0
+    assert errno_of(m.freeze) == errno.EBUSY
+    assert mprotect(rw, mmap.PROT_READ | mmap.PROT_WRITE) == 0
+    rw.close()
+    m.freeze()
+
+
+def test_partial_munmap_keeps_the_rest_counted(backend: str) -> None:
+    """M09-M12: unmap half of a 2-page RW mapping: EBUSY; unmap the rest: freeze works."""
+    m = new_map(backend)
+    rw = m.mmap(length=2 * PAGE)
+    assert libc.munmap(address(rw) + PAGE, PAGE) == 0
+    assert errno_of(m.freeze) == errno.EBUSY
+    rw.close()  # munmaps the whole range; the second page is already gone
+    assert errno_of(m.freeze) == 0
+
+
+def test_freeze_rules_compared_with_the_kernel() -> None:
+    """Each freeze/mmap errno of one sequence, emulated vs kernel, step by step."""
+    require_kernel()
+
+    def steps(backend: str) -> list[int]:
+        m = new_map(backend, flags=bpfmap.BPF_F_RDONLY_PROG)
+        out = [errno_of(lambda: m.mmap().close())]  # M60: EACCES
+        m2 = new_map(backend)
+        rw = m2.mmap()
+        out.append(errno_of(m2.freeze))  # EBUSY
+        ro = m2.mmap(writable=False)
+        rw.close()
+        out.append(errno_of(m2.freeze))  # 0
+        out.append(errno_of(m2.freeze))  # EPERM
+        out.append(errno_of(lambda: m2.mmap()))  # EPERM
+        out.append(errno_of(lambda: m2.mmap(writable=False).close()))  # 0
+        out.append(errno_of(lambda: m2.update(0, bytes(8))))  # EPERM
+        out.append(mprotect(ro, mmap.PROT_READ | mmap.PROT_WRITE))  # EACCES
+        ro.close()
+        return out
+
+    assert steps("emulated") == steps("kernel") == [
+        errno.EACCES, errno.EBUSY, 0, errno.EPERM, errno.EPERM, 0, errno.EPERM, errno.EACCES,
+    ]
+
+
+# ------------------------------------------------------- across processes
+
+
+def _hold_writable(m: ArrayMap, conn: Connection) -> None:
+    """Child: map writable, store, say so, and wait for the word to go."""
+    region = m.mmap()
+    struct.pack_into("<Q", region, 0, os.getpid())
+    conn.send("mapped")
+    conn.recv()
+    region.close()
+    conn.send("unmapped")
+    conn.recv()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_freeze_busy_while_another_process_maps(backend: str, method: str) -> None:
+    m = new_map(backend)
+    ctx = mp.get_context(method)
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_hold_writable, args=(m, child))
+    proc.start()
+    assert parent.recv() == "mapped"
+    assert struct.unpack("<Q", m.lookup(0))[0] == proc.pid  # the same memory, not a copy
+    assert errno_of(m.freeze) == errno.EBUSY
+    parent.send("unmap")
+    assert parent.recv() == "unmapped"
+    assert errno_of(m.freeze) == 0  # the child still runs, it no longer maps
+    parent.send("exit")
+    proc.join()
+    assert proc.exitcode == 0
+
+
+def test_freeze_busy_until_sigkilled_holder_is_gone(backend: str) -> None:
+    m = new_map(backend)
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_hold_writable, args=(m, child))
+    proc.start()
+    assert parent.recv() == "mapped"
+    assert errno_of(m.freeze) == errno.EBUSY
+    os.kill(proc.pid or 0, signal.SIGKILL)
+    proc.join()
+    assert proc.exitcode == -signal.SIGKILL
+    assert errno_of(m.freeze) == 0
+    assert struct.unpack("<Q", m.lookup(0))[0] == proc.pid
+
+
+def test_fork_inherited_writable_mapping_counts(backend: str) -> None:
+    """K06/K07: the child inherits the parent's RW mapping; the parent unmaps; EBUSY until exit."""
+    m = new_map(backend)
+    region = m.mmap()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: keep the inherited mapping until the parent closes the pipe
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0)
+    os.close(r)
+    region.close()
+    assert errno_of(m.freeze) == errno.EBUSY
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert errno_of(m.freeze) == 0
+
+
+def _child_update(m: ArrayMap, key: int, value: bytes) -> None:
+    m.update(key, value)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_pickled_map_is_the_same_map(backend: str, method: str) -> None:
+    m = new_map(backend)
+    ctx = mp.get_context(method)
+    proc = ctx.Process(target=_child_update, args=(m, 5, b"childval"))
+    proc.start()
+    proc.join()
+    assert proc.exitcode == 0
+    assert m.lookup(5) == b"childval"
+
+
+def _pool_task(args: tuple[ArrayMap, int]) -> bytes:
+    m, key = args
+    m.update(key, struct.pack("<Q", key * 10))
+    return m.lookup(key)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_workers_share_the_map(backend: str, method: str) -> None:
+    m = new_map(backend)
+    with mp.get_context(method).Pool(2) as pool:
+        got = pool.map(_pool_task, [(m, k) for k in range(8)])
+    assert got == [struct.pack("<Q", k * 10) for k in range(8)]
+    assert [struct.unpack("<Q", m.lookup(k))[0] for k in range(8)] == [k * 10 for k in range(8)]
+
+
+def test_from_fd_over_a_unix_socket(backend: str) -> None:
+    m = new_map(backend)
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            left.close()
+            _, fds, _, _ = socket.recv_fds(right, 8, 1)
+            child_map = ArrayMap.from_fd(fds[0])
+            child_map.update(3, b"via-scm!")
+            code = 0
+        finally:
+            os._exit(code)
+    right.close()
+    socket.send_fds(left, [b"map"], [m.fd])
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert m.lookup(3) == b"via-scm!"
+
+
+def test_from_fd_rejects_other_descriptors() -> None:
+    r, w = os.pipe()
+    try:
+        with pytest.raises(OSError) as info:
+            ArrayMap.from_fd(r)
+        assert info.value.errno == errno.EINVAL
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+# ----------------------------------------------------- freeze/mmap race
+
+
+def _race_mapper(m: ArrayMap, conn: Connection, rounds: int) -> None:
+    """Map writable as fast as possible; a mapping that exists while frozen is a failure."""
+    bad = 0
+    conn.send("ready")
+    for _ in range(rounds):
+        try:
+            region = m.mmap()
+        except PermissionError:
+            break  # frozen: EPERM from now on
+        region[0:1] = b"x"
+        if m.frozen:
+            bad += 1
+        region.close()
+    conn.send(bad)
+
+
+def test_freeze_races_writable_mmap_across_processes(backend: str) -> None:
+    """The seed's race: never a writable mapping of a frozen map, never a change after freeze."""
+    rounds = int(os.environ.get("BPFMAP_RACE_ROUNDS", "200"))
+    ctx = mp.get_context("fork")
+    frozen_while_mapped = 0
+    busy = 0
+    for _ in range(rounds):
+        m = new_map(backend, max_entries=512)
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_race_mapper, args=(m, child, 100_000))
+        proc.start()
+        assert parent.recv() == "ready"
+        while True:
+            err = errno_of(m.freeze)
+            if err == 0:
+                break
+            assert err == errno.EBUSY
+            busy += 1
+        snapshot = m.lookup_batch().values
+        frozen_while_mapped += parent.recv()
+        proc.join()
+        assert m.lookup_batch().values == snapshot
+        assert errno_of(m.mmap) == errno.EPERM
+        m.close()
+    assert frozen_while_mapped == 0
+    print(f"{backend}: {rounds} races, freeze saw EBUSY {busy} times, 0 violations")
+
+
+# ------------------------------------------------------------- pinning
+
+
+@pytest.fixture
+def pin_path(backend: str, tmp_path: Any) -> Iterator[str]:
+    if backend == "kernel":
+        path = f"/sys/fs/bpf/bpfmap_test_{os.getpid()}"
+    else:
+        path = str(tmp_path / "pinned")
+    yield path
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
+def _create_and_pin(backend: str, path: str) -> None:
+    m = new_map(backend)
+    m.update(7, b"survives")
+    m.pin(path)
+
+
+def wait_exit(pid: int) -> None:
+    """Block until ``pid`` (not our child) exits: a pidfd becomes readable."""
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([pidfd], [], [])
+    finally:
+        os.close(pidfd)
+
+
+def test_pin_outlives_its_creator(backend: str, pin_path: str) -> None:
+    proc = mp.get_context("spawn").Process(target=_create_and_pin, args=(backend, pin_path))
+    proc.start()
+    proc.join()
+    assert proc.exitcode == 0
+    assert os.stat(pin_path).st_mode & 0o777 == 0o600
+    m = ArrayMap.open_pinned(pin_path)
+    assert m.backend == backend
+    assert m.lookup(7) == b"survives"
+    assert errno_of(lambda: m.pin(pin_path)) == errno.EEXIST
+    holder = bpfmap._pin.holder_pid(pin_path) if backend == "emulated" else None
+    os.unlink(pin_path)
+    if holder is not None:
+        wait_exit(holder)  # the holder lets go once the path is gone
+    assert errno_of(lambda: ArrayMap.open_pinned(pin_path)) == errno.ENOENT
+    assert m.lookup(7) == b"survives"  # open handles keep the map
+
+
+def test_readonly_handle_from_a_pin(backend: str, pin_path: str) -> None:
+    """P08-P13: a read-only handle reads, and refuses update, freeze and any mmap."""
+    m = new_map(backend)
+    m.update(1, b"readonly")
+    m.pin(pin_path)
+    ro = ArrayMap.open_pinned(pin_path, readonly=True)
+    assert ro.access == "r"
+    assert ro.lookup(1) == b"readonly"
+    assert errno_of(lambda: ro.update(1, bytes(8))) == errno.EPERM
+    assert errno_of(ro.freeze) == errno.EPERM
+    assert errno_of(lambda: ro.mmap()) == errno.EACCES
+    assert errno_of(lambda: ro.mmap(writable=False)) == errno.EINVAL
+    # Re-opening the same pin read-write is allowed, as on bpffs: modes are per handle.
+    assert ArrayMap.open_pinned(pin_path).access == "rw"
+
+
+def test_pin_errors(backend: str, tmp_path: Any) -> None:
+    m = new_map(backend)
+    other = str(tmp_path / "regular")
+    open(other, "w").close()
+    assert errno_of(lambda: ArrayMap.open_pinned(other)) == errno.EACCES
+    assert errno_of(lambda: ArrayMap.open_pinned(str(tmp_path / "missing"))) == errno.ENOENT
+    if backend == "kernel":
+        assert errno_of(lambda: m.pin(str(tmp_path / "outside"))) == errno.EPERM  # P04
+    else:
+        assert errno_of(lambda: m.pin("/sys/fs/bpf/bpfmap_emulated")) == errno.EINVAL
+
+
+def _open_as_nobody(path: str, fd: int, conn: Connection) -> None:
+    os.setgid(65534)
+    os.setuid(65534)
+    results = {}
+    results["open_pinned"] = errno_of(lambda: ArrayMap.open_pinned(path))
+    results["reopen_rw"] = errno_of(lambda: os.close(os.open(f"/proc/self/fd/{fd}", os.O_RDWR)))
+    ro = ArrayMap.from_fd(os.dup(fd))
+    results["update"] = errno_of(lambda: ro.update(0, bytes(8)))
+    results["mmap_rw"] = errno_of(lambda: ro.mmap())
+    conn.send(results)
+
+
+def test_other_users_cannot_open_or_upgrade(tmp_path: Any) -> None:
+    """Owner-only pins; a read-only handle passed to another user stays read-only."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    os.chmod(tmp_path, 0o755)
+    path = str(tmp_path / "pinned")
+    m = new_map("emulated")
+    m.pin(path)
+    try:
+        ro = ArrayMap.open_pinned(path, readonly=True)
+        ctx = mp.get_context("fork")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_open_as_nobody, args=(path, ro.fd, child))
+        proc.start()
+        results = parent.recv()
+        proc.join()
+        assert results == {
+            "open_pinned": errno.EACCES,
+            "reopen_rw": errno.EACCES,
+            "update": errno.EPERM,
+            "mmap_rw": errno.EACCES,
+        }
+    finally:
+        os.unlink(path)
+
+
+# ------------------------------------------------------------- lifetime
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _shmem_kib() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Shmem:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_create_map_close_cycles_leak_nothing(backend: str) -> None:
+    cycles = int(os.environ.get("BPFMAP_LIFETIME_CYCLES", "10000"))
+    fds, shmem = _fd_count(), _shmem_kib()
+    with open("/proc/self/statm") as f:
+        rss = int(f.read().split()[1])
+    for i in range(cycles):
+        m = new_map(backend, max_entries=512)
+        region = m.mmap()
+        region[0:8] = i.to_bytes(8, "little")
+        region.close()
+        m.close()
+    assert _fd_count() == fds
+    with open("/proc/self/statm") as f:
+        rss_after = int(f.read().split()[1])
+    assert (rss_after - rss) * PAGE < 8 << 20, "resident memory grew by more than 8 MiB"
+    # 10,000 leaked 8 KiB maps would be 80 MiB of shared memory.
+    assert _shmem_kib() - shmem < 16 << 10
