@@ -378,21 +378,20 @@ static int emu_create(struct bpfmap *m, uint32_t map_type, uint32_t key_size,
         return err;
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | (sealed_exec ? F_SEAL_EXEC : 0)) < 0)
         return -errno;
-    /* Owner-only, and read-only for re-opens: a read-only handle cannot be
-     * upgraded through /proc/self/fd by another user. */
-    if (fchmod(fd, 0400) < 0)
-        return -errno;
-
+    m->access = O_RDWR;
     if (map_flags & (BPFMAP_F_RDONLY | BPFMAP_F_WRONLY)) {
+        /* Re-open before the chmod below, which forbids a write re-open. */
         int nfd = reopen_fd(fd, (map_flags & BPFMAP_F_RDONLY) ? O_RDONLY : O_WRONLY);
         if (nfd < 0)
             return nfd;
         close(fd);
-        m->fd = nfd;
+        m->fd = fd = nfd;
         m->access = (map_flags & BPFMAP_F_RDONLY) ? O_RDONLY : O_WRONLY;
-    } else {
-        m->access = O_RDWR;
     }
+    /* Owner-only, and read-only for re-opens: a read-only handle cannot be
+     * upgraded through /proc/self/fd by another user. */
+    if (fchmod(fd, 0400) < 0)
+        return -errno;
     return emu_open(m);
 }
 

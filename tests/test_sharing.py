@@ -535,3 +535,42 @@ def test_create_map_close_cycles_leak_nothing(backend: str) -> None:
     assert (rss_after - rss) * PAGE < 8 << 20, "resident memory grew by more than 8 MiB"
     # 10,000 leaked 8 KiB maps would be 80 MiB of shared memory.
     assert _shmem_kib() - shmem < 16 << 10
+
+
+def _unprivileged_tour(conn: Connection) -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    out: dict[str, Any] = {}
+    m = new_map("emulated", max_entries=16)
+    rw = m.mmap()
+    rw[0:8] = b"unpriv!!"
+    out["lookup"] = m.lookup(0)
+    out["busy"] = errno_of(m.freeze)
+    rw.close()
+    out["freeze"] = errno_of(m.freeze)
+    out["ro_map"] = bytes(m.mmap(writable=False)[0:8])
+    for flag, name in ((bpfmap.BPF_F_RDONLY, "r"), (bpfmap.BPF_F_WRONLY, "w")):
+        h = new_map("emulated", flags=flag)
+        out[name] = (h.access, ArrayMap.from_fd(os.dup(h.fd)).access, h.info().max_entries)
+    conn.send(out)
+
+
+def test_emulated_backend_needs_no_privileges() -> None:
+    """Every emulated feature but pinning, as user nobody (pinning execs a holder)."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_unprivileged_tour, args=(child,))
+    proc.start()
+    out = parent.recv()
+    proc.join()
+    assert out == {
+        "lookup": b"unpriv!!",
+        "busy": errno.EBUSY,
+        "freeze": 0,
+        "ro_map": b"unpriv!!",
+        "r": ("r", "r", 1024),
+        "w": ("w", "w", 1024),
+    }
