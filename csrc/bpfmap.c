@@ -427,17 +427,23 @@ int bpfmap_create(struct bpfmap *m, int backend, uint32_t map_type, uint32_t key
 
 /* ------------------------------------------------------ element access */
 
+/* The kernel's element commands share one attr layout. */
+static int kernel_elem(const struct bpfmap *m, int cmd, const void *key, const void *value,
+                       uint64_t flags)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_fd = (uint32_t)m->fd;
+    attr.key = ptr_to_u64(key);
+    attr.value = ptr_to_u64(value); /* next_key for GET_NEXT_KEY: the same field */
+    attr.flags = flags;
+    return (int)sys_bpf(cmd, &attr);
+}
+
 int bpfmap_lookup(const struct bpfmap *m, uint32_t key, void *value, uint64_t flags)
 {
-    if (is_kernel(m)) {
-        union bpf_attr attr;
-        memset(&attr, 0, sizeof(attr));
-        attr.map_fd = (uint32_t)m->fd;
-        attr.key = ptr_to_u64(&key);
-        attr.value = ptr_to_u64(value);
-        attr.flags = flags;
-        return (int)sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr);
-    }
+    if (is_kernel(m))
+        return kernel_elem(m, BPF_MAP_LOOKUP_ELEM, &key, value, flags);
     /* map_lookup_elem(): flags before the fd, then perms, then the key. */
     if (flags & ~(uint64_t)BPF_F_LOCK)
         return -EINVAL;
@@ -466,15 +472,8 @@ static int emu_write_result(const struct bpfmap *m, int err)
 int bpfmap_update(const struct bpfmap *m, uint32_t key, const void *value, uint64_t flags)
 {
     int err;
-    if (is_kernel(m)) {
-        union bpf_attr attr;
-        memset(&attr, 0, sizeof(attr));
-        attr.map_fd = (uint32_t)m->fd;
-        attr.key = ptr_to_u64(&key);
-        attr.value = ptr_to_u64(value);
-        attr.flags = flags;
-        return (int)sys_bpf(BPF_MAP_UPDATE_ELEM, &attr);
-    }
+    if (is_kernel(m))
+        return kernel_elem(m, BPF_MAP_UPDATE_ELEM, &key, value, flags);
     /* map_update_elem() then array_map_update_elem(). */
     if (!can_write(m))
         return -EPERM;
@@ -493,13 +492,8 @@ int bpfmap_update(const struct bpfmap *m, uint32_t key, const void *value, uint6
 
 int bpfmap_delete(const struct bpfmap *m, uint32_t key)
 {
-    if (is_kernel(m)) {
-        union bpf_attr attr;
-        memset(&attr, 0, sizeof(attr));
-        attr.map_fd = (uint32_t)m->fd;
-        attr.key = ptr_to_u64(&key);
-        return (int)sys_bpf(BPF_MAP_DELETE_ELEM, &attr);
-    }
+    if (is_kernel(m))
+        return kernel_elem(m, BPF_MAP_DELETE_ELEM, &key, NULL, 0);
     if (!can_write(m))
         return -EPERM;
     return emu_write_result(m, -EINVAL); /* array_map_delete_elem() */
@@ -507,15 +501,8 @@ int bpfmap_delete(const struct bpfmap *m, uint32_t key)
 
 int bpfmap_lookup_and_delete(const struct bpfmap *m, uint32_t key, void *value, uint64_t flags)
 {
-    if (is_kernel(m)) {
-        union bpf_attr attr;
-        memset(&attr, 0, sizeof(attr));
-        attr.map_fd = (uint32_t)m->fd;
-        attr.key = ptr_to_u64(&key);
-        attr.value = ptr_to_u64(value);
-        attr.flags = flags;
-        return (int)sys_bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &attr);
-    }
+    if (is_kernel(m))
+        return kernel_elem(m, BPF_MAP_LOOKUP_AND_DELETE_ELEM, &key, value, flags);
     /* map_lookup_and_delete_elem(): needs read and write permission. */
     if (flags & ~(uint64_t)BPF_F_LOCK)
         return -EINVAL;
@@ -528,14 +515,8 @@ int bpfmap_lookup_and_delete(const struct bpfmap *m, uint32_t key, void *value, 
 
 int bpfmap_get_next_key(const struct bpfmap *m, const uint32_t *key, uint32_t *next_key)
 {
-    if (is_kernel(m)) {
-        union bpf_attr attr;
-        memset(&attr, 0, sizeof(attr));
-        attr.map_fd = (uint32_t)m->fd;
-        attr.key = ptr_to_u64(key);
-        attr.next_key = ptr_to_u64(next_key);
-        return (int)sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr);
-    }
+    if (is_kernel(m))
+        return kernel_elem(m, BPF_MAP_GET_NEXT_KEY, key, next_key, 0);
     if (!can_read(m))
         return -EPERM;
     /* array_map_get_next_key(): no key or out of range restarts at 0. */
