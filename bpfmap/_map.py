@@ -49,6 +49,14 @@ def _check_uint(value: object, bits: int, what: str) -> int:
     return value
 
 
+def _exact_ints(key: object, flags: object) -> None:
+    """cffi takes bools (and anything with __index__) as ints: refuse them as every call does."""
+    if type(key) is not int:
+        _check_uint(key, 32, "key")
+    if type(flags) is not int:
+        _check_uint(flags, 64, "flags")
+
+
 def _bad_args(**args: tuple[object, int]) -> Exception:
     """The TypeError/ValueError for the first argument cffi refused."""
     for name, (value, bits) in args.items():
@@ -412,6 +420,7 @@ class ArrayMap:
             key *= stride
             return view[key : key + vs]  # type: ignore[no-any-return]
         buf = ffi.new("char[]", vs)
+        _exact_ints(key, flags)
         try:
             rc = lib.bpfmap_lookup(h, key, buf, flags)
         except (TypeError, OverflowError):
@@ -438,6 +447,7 @@ class ArrayMap:
                 ffi.memmove(buffer, values + key * stride, vs)
                 return
         dst = _writable_buffer(buffer, self._value_size, "buffer")
+        _exact_ints(key, flags)
         try:
             rc = lib.bpfmap_lookup(h, key, dst, flags)
         except (TypeError, OverflowError):
@@ -469,6 +479,7 @@ class ArrayMap:
             src: Any = value
         else:
             src = _readable_buffer(value, self._value_size, "value")
+        _exact_ints(key, flags)
         try:
             rc = lib.bpfmap_update(h, key, src, flags)
         except (TypeError, OverflowError):
@@ -525,6 +536,10 @@ class ArrayMap:
         """
         h = self._handle()
         n = h.max_entries if count is None else _check_uint(count, 32, "count")
+        # No batch holds more than max_entries keys, and any count above that
+        # behaves as max_entries + 1 (all keys, then ENOENT): allocate for that,
+        # not for count (lookup_batch(2**32 - 1) would ask for 16 GiB of keys).
+        n = min(n, int(h.max_entries) + 1)
         _check_uint(elem_flags, 64, "elem_flags")
         _check_uint(flags, 64, "flags")
         vs = self._value_size
@@ -768,6 +783,9 @@ def _u32_buffer(keys: Any) -> tuple[Any, int]:
 def _rebuild(dup: Any) -> ArrayMap:
     fd = dup.detach()
     try:
+        # spawn passes the descriptor inheritable and forkserver/resource_sharer
+        # receive it without MSG_CMSG_CLOEXEC: bpfmap's descriptors are close-on-exec.
+        os.set_inheritable(fd, False)
         return ArrayMap.from_fd(fd)
     except BaseException:
         os.close(fd)
