@@ -115,6 +115,19 @@ def _decode_name(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+def _holds_pointers(ctype: Any) -> bool:
+    """Whether a ctypes type has pointer fields (c_void_p is a plain integer: it has not)."""
+    func_ptr = ctypes.CFUNCTYPE(None).__mro__[1]  # ctypes._CFuncPtr, not in ctypes' stubs
+    if issubclass(ctype, (ctypes._Pointer, func_ptr, ctypes.c_char_p, ctypes.c_wchar_p,
+                          ctypes.py_object)):
+        return True
+    if issubclass(ctype, ctypes.Array):
+        return _holds_pointers(ctype._type_)
+    if issubclass(ctype, (ctypes.Structure, ctypes.Union)):
+        return any(_holds_pointers(field[1]) for field in getattr(ctype, "_fields_", ()))
+    return False
+
+
 class MapRegion(_mmap.mmap):
     """A mapping of a map's values: a :class:`mmap.mmap` whose offset 0 is value 0.
 
@@ -146,6 +159,10 @@ class MapRegion(_mmap.mmap):
                 "use region.ndarray(dtype) for a read-only view"
             )
         size = ctypes.sizeof(ctype)
+        if _holds_pointers(ctype):
+            # Any process sharing the map can write any bytes there: a pointer read
+            # from it (char *, py_object, POINTER(...)) crashes the reader.
+            raise TypeError(f"{ctype.__name__} holds pointers: shared memory cannot hold them")
         if size > self.value_size:
             raise ValueError(f"{ctype.__name__} is {size} bytes, the value is {self.value_size}")
         start = _check_uint(key, 32, "key") * self.elem_size - self.map_offset
@@ -163,6 +180,8 @@ class MapRegion(_mmap.mmap):
         import numpy as np
 
         dt = np.dtype(dtype if dtype is not None else f"V{self.value_size}")
+        if dt.hasobject:  # object items are PyObject pointers, read from shared memory
+            raise TypeError(f"dtype {dt} holds Python objects: shared memory cannot hold them")
         if dt.itemsize > self.value_size:
             raise ValueError(
                 f"dtype of {dt.itemsize} bytes does not fit a {self.value_size}-byte value"
@@ -447,11 +466,14 @@ class ArrayMap:
                 ffi.memmove(buffer, values + key * stride, vs)
                 return
         dst = _writable_buffer(buffer, self._value_size, "buffer")
-        _exact_ints(key, flags)
-        try:
-            rc = lib.bpfmap_lookup(h, key, dst, flags)
-        except (TypeError, OverflowError):
-            raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
+        try:  # the export of the caller's buffer must not outlive the call: see _buffer_view
+            _exact_ints(key, flags)
+            try:
+                rc = lib.bpfmap_lookup(h, key, dst, flags)
+            except (TypeError, OverflowError):
+                raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
+        finally:
+            ffi.release(dst)
         if rc:
             raise error(rc, "lookup")
 
@@ -479,11 +501,15 @@ class ArrayMap:
             src: Any = value
         else:
             src = _readable_buffer(value, self._value_size, "value")
-        _exact_ints(key, flags)
-        try:
-            rc = lib.bpfmap_update(h, key, src, flags)
-        except (TypeError, OverflowError):
-            raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
+        try:  # the export of the caller's buffer must not outlive the call: see _buffer_view
+            _exact_ints(key, flags)
+            try:
+                rc = lib.bpfmap_update(h, key, src, flags)
+            except (TypeError, OverflowError):
+                raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
+        finally:
+            if src is not value:
+                ffi.release(src)
         if rc:
             raise error(rc, "update")
 
@@ -608,15 +634,21 @@ class ArrayMap:
         _check_uint(elem_flags, 64, "elem_flags")
         _check_uint(flags, 64, "flags")
         key_buf, n = _u32_buffer(keys)
-        vs = self._value_size
-        if isinstance(values, (list, tuple)):
-            for i, v in enumerate(values):
-                if len(v) != vs:
-                    raise ValueError(f"values[{i}] must be {vs} bytes, got {len(v)}")
-            values = b"".join(values)
-        val_buf = _readable_buffer(values, n * vs, "values")
-        cnt = ffi.new("uint32_t *", n)
-        rc = lib.bpfmap_update_batch(h, key_buf, val_buf, cnt, elem_flags, flags)
+        val_buf: Any = None
+        try:  # no export of the caller's buffers may outlive the call: see _buffer_view
+            vs = self._value_size
+            if isinstance(values, (list, tuple)):
+                for i, v in enumerate(values):
+                    if len(v) != vs:
+                        raise ValueError(f"values[{i}] must be {vs} bytes, got {len(v)}")
+                values = b"".join(values)
+            val_buf = _readable_buffer(values, n * vs, "values")
+            cnt = ffi.new("uint32_t *", n)
+            rc = lib.bpfmap_update_batch(h, key_buf, val_buf, cnt, elem_flags, flags)
+        finally:
+            ffi.release(key_buf)
+            if val_buf is not None:
+                ffi.release(val_buf)
         if rc:
             exc = error(rc, "update_batch")
             exc.count = int(cnt[0])  # type: ignore[attr-defined]
@@ -632,7 +664,10 @@ class ArrayMap:
         _check_uint(flags, 64, "flags")
         key_buf, n = _u32_buffer(keys)
         cnt = ffi.new("uint32_t *", n)
-        rc = lib.bpfmap_delete_batch(h, key_buf, cnt, elem_flags, flags)
+        try:  # the export of the caller's keys must not outlive the call: see _buffer_view
+            rc = lib.bpfmap_delete_batch(h, key_buf, cnt, elem_flags, flags)
+        finally:
+            ffi.release(key_buf)
         if rc:
             exc = error(rc, "delete_batch")
             exc.count = int(cnt[0])  # type: ignore[attr-defined]
@@ -732,6 +767,9 @@ def _buffer_view(value: Any, what: str, writable: bool) -> tuple[int, bool]:
     The C core gets ``ffi.from_buffer(value)`` of the object itself, never of a
     memoryview: a cdata holding a memoryview's export can meet that memoryview
     in a reference cycle, and clearing the cycle would crash the interpreter.
+    The caller's own object may be a memoryview, so every such cdata is also
+    ``ffi.release()``d before the call returns or raises: a traceback would keep
+    it alive, and ``except OSError as e: err = e`` makes that a cycle.
     """
     kind = "a writable bytes-like object" if writable else "a bytes-like object"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import errno
 import os
 import socket
@@ -82,13 +83,35 @@ def _connect(path: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"open pinned {path}: {exc.strerror}") from None
+    # Only a holder run by this user (or root) serves our pins: in a shared
+    # directory another user could bind a socket of its own at the path and
+    # hand out its own map. Root may open any user's pin, as on bpffs.
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    _, uid, _ = struct.unpack("3i", creds)
+    me = os.getuid()
+    if me != 0 and uid not in (me, 0):
+        sock.close()
+        raise OSError(errno.EACCES, f"open pinned {path}: served by uid {uid}, not by its owner")
     return sock
+
+
+def _recv_fds_cloexec(sock: socket.socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
+    """socket.recv_fds() with MSG_CMSG_CLOEXEC (3.11's recv_fds() drops its flags)."""
+    size = array.array("i").itemsize
+    msg, ancdata, _, _ = sock.recvmsg(
+        bufsize, socket.CMSG_SPACE(maxfds * size), socket.MSG_CMSG_CLOEXEC
+    )
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % size])
+    return msg, list(fds)
 
 
 def get_emulated(path: str, readonly: bool) -> int:
     with _connect(path) as sock:
         sock.send(b"r" if readonly else b"rw")
-        msg, fds, _, _ = socket.recv_fds(sock, 16, 1, socket.MSG_CMSG_CLOEXEC)
+        msg, fds = _recv_fds_cloexec(sock, 16, 1)
     if msg != b"ok" or len(fds) != 1:
         for fd in fds:
             os.close(fd)

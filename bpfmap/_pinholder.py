@@ -43,6 +43,7 @@ def _still_pinned(path: str, ident: tuple[int, int]) -> bool:
 
 
 def serve(path: str, fd: int) -> None:
+    os.set_inheritable(fd, False)  # inherited for us alone: close-on-exec like all of ours
     # Access modes that a request may get, as BPF_OBJ_GET's file_flags.
     modes = {b"rw": fd, b"r": os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)}
     os.umask(0o177)  # the socket file is 0600, like a bpffs pin
@@ -61,11 +62,16 @@ def serve(path: str, fd: int) -> None:
     if os.fork():
         print("ok", flush=True)  # the pin exists now; our parent may return
         os._exit(0)
+    # listen() again: Linux records SO_PEERCRED at listen(), and the process that
+    # did it first has gone; clients (holder_pid()) must see this one.
+    listener.listen(64)
     os.chdir("/")
     devnull = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):
         os.dup2(devnull, std)
     me = os.getuid()
+    if not _still_pinned(path, ident):
+        return  # removed before the watch existed: no event will ever tell us
     while True:
         ready, _, _ = select.select([listener.fileno(), watch], [], [])
         if watch in ready:

@@ -170,7 +170,7 @@ static int emu_open(struct bpfmap *m)
 {
     struct bpfmap_header h;
     struct stat st;
-    int err = emu_read_header(m->fd, m->access, &h, m->page_size);
+    int seals, err = emu_read_header(m->fd, m->access, &h, m->page_size);
     if (err)
         return err;
     if (h.magic != HEADER_MAGIC || h.version != HEADER_VERSION ||
@@ -185,6 +185,15 @@ static int emu_open(struct bpfmap *m)
     m->elem_size = ((uint64_t)h.value_size + 7) & ~7ULL;
     memcpy(m->name, h.name, sizeof(m->name));
     m->name[15] = 0;
+    /* Only a file that can never change size (bpfmap seals its own): a
+     * descriptor from elsewhere could otherwise be truncated under our view,
+     * and the next lookup would die of SIGBUS. Seals are never removed, so
+     * the size checked below stays true. */
+    seals = fcntl(m->fd, F_GET_SEALS);
+    if (seals < 0)
+        return -errno;
+    if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+        return -EINVAL;
     if (fstat(m->fd, &st) < 0)
         return -errno;
     if ((uint64_t)st.st_size != emu_file_size(m))
@@ -794,13 +803,17 @@ int bpfmap_mmap_check(struct bpfmap *m, int writable, int shared, uint64_t offse
     if (!writable) {
         /* A read-only mapping comes from an O_RDONLY description, so it is
          * not counted as a writer and mprotect() cannot upgrade it. */
-        if (m->ro_fd < 0) {
-            int ro = reopen_fd(m->fd, O_RDONLY);
+        if (__atomic_load_n(&m->ro_fd, __ATOMIC_ACQUIRE) < 0) {
+            int ro = reopen_fd(m->fd, O_RDONLY), unset = -1;
             if (ro < 0)
                 return ro;
-            m->ro_fd = ro;
+            /* cffi releases the GIL: threads mapping at once race here, and
+             * only one descriptor may be kept (the others would leak). */
+            if (!__atomic_compare_exchange_n(&m->ro_fd, &unset, ro, 0, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE))
+                close(ro);
         }
-        *fd = m->ro_fd;
+        *fd = __atomic_load_n(&m->ro_fd, __ATOMIC_ACQUIRE);
     }
     *file_offset = m->page_size + offset;
     return 0;

@@ -342,15 +342,19 @@ def test_from_fd_rejects_other_descriptors() -> None:
 
 
 def _race_mapper(m: ArrayMap, conn: Connection, rounds: int) -> None:
-    """Map writable as fast as possible; a mapping that exists while frozen is a failure."""
+    """Map writable as fast as possible; a mapping that exists while frozen is a failure.
+
+    Every store is a new value (the round's number, in a value of its own), so a
+    store that lands after the freeze changes the map and the parent sees it.
+    """
     bad = 0
     conn.send("ready")
-    for _ in range(rounds):
+    for i in range(rounds):
         try:
             region = m.mmap()
         except PermissionError:
             break  # frozen: EPERM from now on
-        region[0:1] = b"x"
+        struct.pack_into("<Q", region, 8 * (i % 512), i + 1)
         if m.frozen:
             bad += 1
         region.close()
@@ -465,15 +469,45 @@ def test_pin_errors(backend: str, tmp_path: Any) -> None:
         assert errno_of(lambda: m.pin("/sys/fs/bpf/bpfmap_emulated")) == errno.EINVAL
 
 
-def _open_as_nobody(path: str, fd: int, conn: Connection) -> None:
+def _open_as_nobody(path: str, fd: int, owner: int, owner_fd: int, conn: Connection) -> None:
+    """Every way another user might get write access through a read-only descriptor."""
+    import fcntl
+
+    os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
     results = {}
     results["open_pinned"] = errno_of(lambda: ArrayMap.open_pinned(path))
+    results["open_pinned_ro"] = errno_of(lambda: ArrayMap.open_pinned(path, readonly=True))
     results["reopen_rw"] = errno_of(lambda: os.close(os.open(f"/proc/self/fd/{fd}", os.O_RDWR)))
+    results["reopen_owner_fd"] = errno_of(
+        lambda: os.close(os.open(f"/proc/{owner}/fd/{owner_fd}", os.O_RDWR))
+    )
+    results["owner_mem"] = errno_of(lambda: os.close(os.open(f"/proc/{owner}/mem", os.O_RDWR)))
+    results["fchmod"] = errno_of(lambda: os.fchmod(fd, 0o600))
+    results["chmod_proc"] = errno_of(lambda: os.chmod(f"/proc/self/fd/{fd}", 0o600))
+    results["add_seals"] = errno_of(lambda: fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE))
+    results["ftruncate"] = errno_of(lambda: os.ftruncate(fd, 0))
+    results["pwrite"] = errno_of(lambda: os.pwrite(fd, b"x", PAGE))
+    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_RDWR)  # access modes cannot be changed: ignored
+    results["mode_after_setfl"] = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    # A name for the memfd, to open it writable by name: no (EXDEV: another mount).
+    results["link_refused"] = errno_of(
+        lambda: os.link(f"/proc/self/fd/{fd}", "/tmp/bpfmap_linked", follow_symlinks=True)
+    ) in (errno.EXDEV, errno.ENOENT, errno.EACCES, errno.EPERM)
+    results["mmap_shared_rw"] = errno_of(
+        lambda: mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=PAGE)
+    )
+    shared_ro = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ, offset=PAGE)
+    results["mprotect_rw"] = mprotect(shared_ro, mmap.PROT_READ | mmap.PROT_WRITE)
+    private = mmap.mmap(fd, PAGE, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE, offset=PAGE)
+    private[0:8] = b"private!"  # copy-on-write: a page of our own, never the map's
     ro = ArrayMap.from_fd(os.dup(fd))
     results["update"] = errno_of(lambda: ro.update(0, bytes(8)))
+    results["update_batch"] = errno_of(lambda: ro.update_batch([0], bytes(8)))
+    results["freeze"] = errno_of(ro.freeze)
     results["mmap_rw"] = errno_of(lambda: ro.mmap())
+    results["value"] = ro.lookup(0)
     conn.send(results)
 
 
@@ -484,21 +518,67 @@ def test_other_users_cannot_open_or_upgrade(tmp_path: Any) -> None:
     os.chmod(tmp_path, 0o755)
     path = str(tmp_path / "pinned")
     m = new_map("emulated")
+    m.update(0, b"original")
     m.pin(path)
     try:
         ro = ArrayMap.open_pinned(path, readonly=True)
         ctx = mp.get_context("fork")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_open_as_nobody, args=(path, ro.fd, child))
+        proc = ctx.Process(target=_open_as_nobody, args=(path, ro.fd, os.getpid(), m.fd, child))
         proc.start()
         results = parent.recv()
         proc.join()
         assert results == {
             "open_pinned": errno.EACCES,
+            "open_pinned_ro": errno.EACCES,
             "reopen_rw": errno.EACCES,
+            "reopen_owner_fd": errno.EACCES,
+            "owner_mem": errno.EACCES,
+            "fchmod": errno.EPERM,
+            "chmod_proc": errno.EPERM,
+            "add_seals": errno.EPERM,
+            "ftruncate": errno.EINVAL,
+            "pwrite": errno.EBADF,
+            "mode_after_setfl": os.O_RDONLY,
+            "link_refused": True,
+            "mmap_shared_rw": errno.EACCES,
+            "mprotect_rw": errno.EACCES,
             "update": errno.EPERM,
+            "update_batch": errno.EPERM,
+            "freeze": errno.EPERM,
             "mmap_rw": errno.EACCES,
+            "value": b"original",
         }
+        assert m.lookup(0) == b"original" and not m.frozen
+        assert os.stat(f"/proc/self/fd/{m.fd}").st_mode & 0o777 == 0o400
+    finally:
+        os.unlink(path)
+
+
+def _connect_as_nobody(path: str, conn: Connection) -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    conn.send(errno_of(lambda: ArrayMap.open_pinned(path)))
+
+
+def test_pin_holder_refuses_other_users_even_through_an_open_socket(tmp_path: Any) -> None:
+    """The holder checks SO_PEERCRED itself: a world-writable socket still serves no one else."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    os.chmod(tmp_path, 0o755)
+    path = str(tmp_path / "pinned")
+    m = new_map("emulated")
+    m.pin(path)
+    try:
+        os.chmod(path, 0o666)  # a mistake of the owner's: connect() now works for anyone
+        ctx = mp.get_context("fork")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_connect_as_nobody, args=(path, child))
+        proc.start()
+        assert parent.recv() == errno.EACCES
+        proc.join()
+        assert ArrayMap.open_pinned(path).id == m.id  # its owner is still served
     finally:
         os.unlink(path)
 
