@@ -295,8 +295,32 @@ class ArrayMap:
         p = os.fspath(path)
         if h.backend == BACKENDS["kernel"]:
             _pin.pin_kernel(h.fd, p)
-        else:
+        elif h.access == os.O_RDWR:
             _pin.pin_emulated(h.fd, p)
+        else:
+            # bpffs pins the map, not the descriptor: open_pinned() then gives the
+            # owner the access it asks for, whatever this handle's mode. The holder
+            # needs a read-write descriptor for that. The memfd is 0400: the owner
+            # lifts that for its own re-open only (still owner-only throughout).
+            # Without the right to (another user's map), the pin serves this mode.
+            proc = f"/proc/self/fd/{h.fd}"
+            try:
+                rw = os.open(proc, os.O_RDWR | os.O_CLOEXEC)
+            except PermissionError:
+                try:
+                    mode = os.fstat(h.fd).st_mode & 0o7777
+                    os.fchmod(h.fd, 0o600)
+                except PermissionError:
+                    rw = os.dup(h.fd)
+                else:
+                    try:
+                        rw = os.open(proc, os.O_RDWR | os.O_CLOEXEC)
+                    finally:
+                        os.fchmod(h.fd, mode)
+            try:
+                _pin.pin_emulated(rw, p)
+            finally:
+                os.close(rw)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle by passing the descriptor (multiprocessing: spawn, fork, forkserver, Pool).

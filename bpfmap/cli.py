@@ -36,6 +36,13 @@ def bench(argv: list[str]) -> int:
     return bench_mod.main(argv)
 
 
+@command("conformance", "compare the emulation with the running kernel, scenario by scenario")
+def conformance(argv: list[str]) -> int:
+    from . import conformance as conformance_mod
+
+    return conformance_mod.main(argv)
+
+
 def _usage() -> str:
     lines = [
         "Usage: bpfmap [--version] COMMAND [ARGS...]",
