@@ -36,6 +36,13 @@ def bench(argv: list[str]) -> int:
     return bench_mod.main(argv)
 
 
+@command("map", "bpftool's map verbs (show, create, dump, update, ...) on kernel and emulated maps")
+def map_(argv: list[str]) -> int:
+    from . import cli_map
+
+    return cli_map.main(argv)
+
+
 @command("conformance", "compare the emulation with the running kernel, scenario by scenario")
 def conformance(argv: list[str]) -> int:
     from . import conformance as conformance_mod

@@ -865,6 +865,48 @@ int bpfmap_on_bpffs(const char *path)
     return (uint64_t)st.f_type == BPF_FS_MAGIC_NUMBER;
 }
 
+/* BPF_MAP_GET_NEXT_ID: the first kernel map id above start_id (-ENOENT past the last). */
+int bpfmap_map_get_next_id(uint32_t start_id, uint32_t *next_id)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.start_id = start_id;
+    long r = sys_bpf(BPF_MAP_GET_NEXT_ID, &attr);
+    if (r < 0)
+        return (int)r;
+    *next_id = attr.next_id;
+    return 0;
+}
+
+/* BPF_MAP_GET_FD_BY_ID: a new descriptor of a kernel map of any type (or -errno). */
+int bpfmap_map_get_fd_by_id(uint32_t id, uint32_t open_flags)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_id = id;
+    attr.open_flags = open_flags;
+    return (int)sys_bpf(BPF_MAP_GET_FD_BY_ID, &attr);
+}
+
+/* BPF_OBJ_GET_INFO_BY_FD of a kernel map of any type, and its btf_id. */
+int bpfmap_map_fd_info(int fd, struct bpfmap_info *info, uint32_t *btf_id)
+{
+    struct bpf_map_info ki;
+    int err = kernel_info(fd, &ki);
+    memset(info, 0, sizeof(*info));
+    if (err)
+        return err;
+    info->type = ki.type;
+    info->id = ki.id;
+    info->key_size = ki.key_size;
+    info->value_size = ki.value_size;
+    info->max_entries = ki.max_entries;
+    info->map_flags = ki.map_flags;
+    memcpy(info->name, ki.name, sizeof(info->name));
+    *btf_id = ki.btf_id;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- misc */
 
 int bpfmap_kernel_available(void)

@@ -66,6 +66,9 @@ uint64_t bpfmap_mmap_window(const struct bpfmap *m);
 int bpfmap_obj_pin(int fd, const char *path);
 int bpfmap_obj_get(const char *path, uint32_t file_flags);
 int bpfmap_on_bpffs(const char *path);
+int bpfmap_map_get_next_id(uint32_t start_id, uint32_t *next_id);
+int bpfmap_map_get_fd_by_id(uint32_t id, uint32_t open_flags);
+int bpfmap_map_fd_info(int fd, struct bpfmap_info *info, uint32_t *btf_id);
 
 int bpfmap_kernel_available(void);
 int bpfmap_noop(void);
