@@ -21,8 +21,14 @@ python -m pip install -q --upgrade pip
 python -m pip install -q cffi setuptools wheel pytest hypothesis numpy
 
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1"
+# From a clean copy of the working tree: pip builds in-tree, and setuptools would take an
+# up-to-date unsanitized object from the tree's build/ directory.
+SRC="$(mktemp -d)/src"
+mkdir -p "$SRC"
+tar -C "$ROOT" --exclude=./.git --exclude=./build --exclude='*.so' --exclude='*.o' \
+    --exclude=./fuzz/build --exclude='*.egg-info' -cf - . | tar -C "$SRC" -xf -
 CC="$CC" CFLAGS="$SAN" LDFLAGS="-fsanitize=address,undefined" \
-    python -m pip install -q --no-build-isolation --no-cache-dir --force-reinstall --no-deps "$ROOT"
+    python -m pip install -q --no-build-isolation --no-cache-dir --force-reinstall --no-deps "$SRC"
 
 # Where "import bpfmap" will look, found without importing it (that would load the
 # sanitized extension before libasan is preloaded).
