@@ -32,7 +32,7 @@ from ._constants import (
     BPF_NOEXIST,
     ENOTSUPP,
 )
-from ._map import ArrayMap, Batch, MapInfo, MapRegion, kernel_available
+from ._map import ArrayMap, Batch, BatchCount, MapInfo, MapRegion, kernel_available
 
 __version__ = "0.1.0"
 
@@ -64,6 +64,7 @@ __all__ = [
     "ENOTSUPP",
     "ArrayMap",
     "Batch",
+    "BatchCount",
     "MapInfo",
     "MapRegion",
     "kernel_available",

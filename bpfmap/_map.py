@@ -41,6 +41,18 @@ def _closed() -> ValueError:
     return ValueError("I/O operation on closed map")
 
 
+class _ClosedView:
+    """What a closed (or non-emulated) map's lookup fast path slices: it raises."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: object) -> bytes:
+        raise _closed()
+
+
+_CLOSED_VIEW: Any = _ClosedView()
+
+
 def _check_uint(value: object, bits: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
@@ -101,6 +113,19 @@ class Batch(NamedTuple):
         size = len(self.values) // n
         for i, key in enumerate(self.keys):
             yield key, bytes(self.values[i * size : (i + 1) * size])
+
+
+class BatchCount(NamedTuple):
+    """One ``lookup_batch_into`` result: the caller's buffers hold the data.
+
+    ``copied`` keys (and their values, at a ``value_size`` stride) were written
+    to the front of the buffers: the kernel's ``attr->batch.count`` on return.
+    ``out_batch`` and ``done`` as in ``Batch``.
+    """
+
+    copied: int
+    out_batch: int | None
+    done: bool
 
 
 def _name_bytes(name: str | bytes) -> bytes:
@@ -203,7 +228,10 @@ class ArrayMap:
     for every operation.
     """
 
-    __slots__ = ("_h", "_value_size", "_rfast", "_wfast", "__weakref__")
+    __slots__ = (
+        "_h", "_value_size", "_stride", "_rn", "_rview", "_rbase", "_wn", "_wfd", "_wbase",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -246,8 +274,24 @@ class ArrayMap:
         # The handle is released (fd closed, view unmapped) when the last
         # reference goes: close() drops ours, a call in flight in another
         # thread keeps its own, so a racing close never unmaps under it.
-        self._h = ffi.gc(raw, lib.bpfmap_release)
-        self._value_size = raw.value_size
+        self._h = h = ffi.gc(raw, lib.bpfmap_release)
+        self._value_size = int(raw.value_size)
+        self._stride = int(raw.elem_size)
+        # The emulated fast paths (see lookup and update): how many keys each
+        # may serve (0: none, go through the C core), and what they use.
+        emulated = raw.backend == BACKENDS["emulated"]
+        self._rn = int(raw.max_entries) if emulated and raw.view != ffi.NULL else 0
+        self._rbase = raw.view + raw.page_size if self._rn else ffi.NULL
+        self._rview = _CLOSED_VIEW
+        if self._rn:
+            # The buffer keeps `keeper` alive and `keeper` keeps the handle, so
+            # no slice of the view can outlive the mapping, even when close()
+            # races the slice in another thread.
+            keeper = ffi.gc(ffi.cast("char *", self._rbase), lambda _p, _h=h: None)
+            self._rview = ffi.buffer(keeper, self._rn * self._stride)
+        self._wn = int(raw.max_entries) if emulated and raw.access != os.O_RDONLY else 0
+        self._wfd = int(raw.fd)
+        self._wbase = int(raw.page_size)
 
     @classmethod
     def from_fd(cls, fd: int) -> ArrayMap:
@@ -341,6 +385,10 @@ class ArrayMap:
 
     def close(self) -> None:
         """Close this handle. Mappings made from it stay valid, as in the kernel."""
+        # The fast paths first: a racing lookup that already passed its checks
+        # slices _CLOSED_VIEW and raises like every call after close.
+        self._rn = self._wn = 0
+        self._rview = _CLOSED_VIEW
         self._h = None
 
     @property
@@ -435,33 +483,18 @@ class ArrayMap:
     # view, the very bytes bpfmap_lookup() copies; a write is one os.pwrite(),
     # as bpfmap_update() does, so freeze (F_SEAL_WRITE) stays exact. Anything
     # else, and any pwrite() failure, goes through the C core, which decides
-    # the errno as before. The view and the fd belong to the handle: the
-    # caller's local `h` holds it for the whole call, so a racing close() can
-    # neither unmap nor close them under us, and once the handle is gone
-    # (``self._h is None``) the cached objects are never touched again.
-    def _init_fast(self, h: Any) -> None:
-        stride = int(h.elem_size)
-        emulated = h.backend == BACKENDS["emulated"]
-        n_read = int(h.max_entries) if emulated and h.view != ffi.NULL else 0
-        values: Any = h.view + h.page_size if n_read else ffi.NULL
-        view: Any = ffi.buffer(values, n_read * stride) if n_read else None
-        n_write = int(h.max_entries) if emulated and h.access != os.O_RDONLY else 0
-        self._rfast = (view, n_read, stride, int(h.value_size), values)
-        self._wfast = (int(h.fd), n_write, stride, int(h.page_size))
-
+    # the errno. close() zeroes _rn and _wn first, so after it only the C core
+    # path runs, and it raises. A lookup's slice keeps the mapping alive by
+    # itself (see _adopt); the other fast paths take a local reference `h` to
+    # the handle, so a racing close() can neither unmap the view nor close the
+    # fd (whose number could be reused) under them.
     def lookup(self, key: int, flags: int = 0) -> bytes:
         """``BPF_MAP_LOOKUP_ELEM``: the value at ``key``, ``value_size`` bytes."""
-        h = self._h
-        if h is None:
-            raise _closed()
-        try:
-            view, n, stride, vs, _ = self._rfast
-        except AttributeError:
-            self._init_fast(h)
-            view, n, stride, vs, _ = self._rfast
-        if type(key) is int and flags is _NO_FLAGS and key < n and key >= 0:
-            key *= stride
-            return view[key : key + vs]  # type: ignore[no-any-return]
+        if type(key) is int and flags is _NO_FLAGS and 0 <= key < self._rn:
+            key *= self._stride
+            return self._rview[key : key + self._value_size]  # type: ignore[no-any-return]
+        h = self._handle()
+        vs = self._value_size
         buf = ffi.new("char[]", vs)
         _exact_ints(key, flags)
         try:
@@ -470,26 +503,25 @@ class ArrayMap:
             raise _bad_args(key=(key, 32), flags=(flags, 64)) from None
         if rc:
             raise error(rc, "lookup")
-        return ffi.unpack(buf, self._value_size)  # type: ignore[no-any-return]
+        return ffi.unpack(buf, vs)  # type: ignore[no-any-return]
 
     def lookup_into(self, key: int, buffer: Buffer, flags: int = 0) -> None:
         """``BPF_MAP_LOOKUP_ELEM`` into a writable buffer of at least ``value_size`` bytes.
 
         Bytes past ``value_size`` are left untouched, as the kernel leaves them.
         """
-        h = self._h
-        if h is None:
-            raise _closed()
-        if type(buffer) is bytearray and type(key) is int and flags is _NO_FLAGS:
-            try:
-                _, n, stride, vs, values = self._rfast
-            except AttributeError:
-                self._init_fast(h)
-                _, n, stride, vs, values = self._rfast
-            if key < n and key >= 0 and len(buffer) >= vs:
-                ffi.memmove(buffer, values + key * stride, vs)
-                return
-        dst = _writable_buffer(buffer, self._value_size, "buffer")
+        h = self._handle()
+        vs = self._value_size
+        if (
+            type(buffer) is bytearray
+            and type(key) is int
+            and flags is _NO_FLAGS
+            and 0 <= key < self._rn
+            and len(buffer) >= vs
+        ):
+            ffi.memmove(buffer, self._rbase + key * self._stride, vs)
+            return
+        dst = _writable_buffer(buffer, vs, "buffer")
         try:  # the export of the caller's buffer must not outlive the call: see _buffer_view
             _exact_ints(key, flags)
             try:
@@ -503,28 +535,20 @@ class ArrayMap:
 
     def update(self, key: int, value: Buffer, flags: int = C.BPF_ANY) -> None:
         """``BPF_MAP_UPDATE_ELEM``: ``value`` must be exactly ``value_size`` bytes."""
-        h = self._h
-        if h is None:
-            raise _closed()
+        h = self._handle()
+        vs = self._value_size
         if type(value) is bytes:
-            if len(value) != self._value_size:
-                raise ValueError(
-                    f"value must be {self._value_size} bytes, got {len(value)}"
-                )
-            try:
-                fd, n, stride, base = self._wfast
-            except AttributeError:
-                self._init_fast(h)
-                fd, n, stride, base = self._wfast
-            if type(key) is int and flags is _NO_FLAGS and key < n and key >= 0:
+            if len(value) != vs:
+                raise ValueError(f"value must be {vs} bytes, got {len(value)}")
+            if type(key) is int and flags is _NO_FLAGS and 0 <= key < self._wn:
                 try:
-                    if os.pwrite(fd, value, base + key * stride) == len(value):
+                    if os.pwrite(self._wfd, value, self._wbase + key * self._stride) == vs:
                         return
                 except OSError:
                     pass  # e.g. EPERM once frozen: the C core below gives the errno
             src: Any = value
         else:
-            src = _readable_buffer(value, self._value_size, "value")
+            src = _readable_buffer(value, vs, "value")
         try:  # the export of the caller's buffer must not outlive the call: see _buffer_view
             _exact_ints(key, flags)
             try:
@@ -584,6 +608,7 @@ class ArrayMap:
         The kernel's ENOENT ("no more keys", possibly with data) is returned as
         ``Batch.done``; any other failure raises OSError.
         """
+        view = self._rview  # taken first: it keeps the mapping alive while we copy
         h = self._handle()
         n = h.max_entries if count is None else _check_uint(count, 32, "count")
         # No batch holds more than max_entries keys, and any count above that
@@ -594,15 +619,10 @@ class ArrayMap:
         _check_uint(flags, 64, "flags")
         vs = self._value_size
         keys = array.array("I", [0]) * n  # filled by the C core
-        try:
-            view, n_read, stride, _, _ = self._rfast
-        except AttributeError:
-            self._init_fast(h)
-            view, n_read, stride, _, _ = self._rfast
         # An emulated map with unpadded values: the C core decides (checks,
         # keys, count, ENOENT) without copying, and the values are copied once,
         # from the view into the new bytearray, instead of zero-fill + memcpy.
-        direct = n_read and stride == vs
+        direct = view is not _CLOSED_VIEW and self._stride == vs
         values = bytearray() if direct else bytearray(n * vs)
         cnt = ffi.new("uint32_t *", n)
         out = ffi.new("uint32_t *")
@@ -626,6 +646,47 @@ class ArrayMap:
             with memoryview(view) as whole:
                 values = bytearray(whole[start : start + got * vs])
         return Batch(keys, values, int(out[0]) if got else None, rc == -errno.ENOENT)
+
+    def lookup_batch_into(
+        self,
+        keys: Buffer,
+        values: Buffer,
+        *,
+        in_batch: int | None = None,
+        elem_flags: int = 0,
+        flags: int = 0,
+    ) -> BatchCount:
+        """``BPF_MAP_LOOKUP_BATCH`` into the caller's buffers, as the syscall does.
+
+        ``keys``: a writable native ``uint32`` buffer (``array('I')``, a NumPy
+        ``uint32`` array); its length is the batch's count. ``values``: a
+        writable buffer of at least ``len(keys) * value_size`` bytes. Nothing is
+        allocated, so a reused pair of buffers costs one copy of the values.
+        """
+        h = self._handle()
+        _check_uint(elem_flags, 64, "elem_flags")
+        _check_uint(flags, 64, "flags")
+        inb = (
+            ffi.NULL
+            if in_batch is None
+            else ffi.new("uint32_t *", _check_uint(in_batch, 32, "in_batch"))
+        )
+        key_buf, n = _u32_buffer(keys, writable=True)
+        val_buf: Any = None
+        try:  # no export of the caller's buffers may outlive the call: see _buffer_view
+            val_buf = _writable_buffer(values, n * self._value_size, "values")
+            cnt = ffi.new("uint32_t *", n)
+            out = ffi.new("uint32_t *")
+            # The C core copies straight from the map (emulated: one memcpy).
+            rc = lib.bpfmap_lookup_batch(h, inb, out, key_buf, val_buf, cnt, elem_flags, flags)
+        finally:
+            ffi.release(key_buf)
+            if val_buf is not None:
+                ffi.release(val_buf)
+        if rc and rc != -errno.ENOENT:
+            raise error(rc, "lookup_batch")
+        got = int(cnt[0])
+        return BatchCount(got, int(out[0]) if got else None, rc == -errno.ENOENT)
 
     def batches(self, count: int = 4096) -> Iterator[Batch]:
         """Every key and value, ``count`` at a time, through ``lookup_batch``."""
@@ -822,11 +883,19 @@ def _writable_buffer(value: Any, size: int, what: str) -> Any:
     return ffi.from_buffer(value, require_writable=True)
 
 
-def _u32_buffer(keys: Any) -> tuple[Any, int]:
-    """Keys as a C uint32_t array: native uint32 buffers are used in place."""
+def _u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
+    """Keys as a C uint32_t array: native uint32 buffers are used in place.
+
+    ``writable``: the C core fills them, so they must be a writable buffer.
+    """
     try:
         view = memoryview(keys)
     except TypeError:
+        if writable:
+            raise TypeError(
+                f"keys must be a writable uint32 buffer (array('I'), numpy uint32), "
+                f"not {type(keys).__name__}"
+            ) from None
         items = list(keys)
         for k in items:
             _check_uint(k, 32, "key")
@@ -838,8 +907,10 @@ def _u32_buffer(keys: Any) -> tuple[Any, int]:
             raise TypeError(f"a keys buffer must hold native uint32, not format {view.format!r}")
         if not view.c_contiguous:
             raise ValueError("a keys buffer must be contiguous")
+        if writable and view.readonly:
+            raise TypeError("a keys buffer must be writable")
         n = view.nbytes // 4
-    return ffi.from_buffer("uint32_t[]", keys), n
+    return ffi.from_buffer("uint32_t[]", keys, require_writable=writable), n
 
 
 def _rebuild(dup: Any) -> ArrayMap:

@@ -257,7 +257,12 @@ def _batch_case(op: str, backend: str, count: int) -> Prepared:
             ns["m"] = m = res.map(backend, vs, count)
             ns["keys"] = array.array("I", range(count))
             m.update_batch(ns["keys"], ns["vals"])
-            stmt = "m.lookup_batch(c)" if op == "lookup_batch" else "m.update_batch(keys, vals)"
+            ns["out_keys"], ns["out"] = array.array("I", [0]) * count, bytearray(count * vs)
+            stmt = {
+                "lookup_batch": "m.lookup_batch(c)",
+                "lookup_batch_into": "m.lookup_batch_into(out_keys, out)",
+                "update_batch": "m.update_batch(keys, vals)",
+            }[op]
         else:
             if backend == "kernel-mmap":
                 buf: Any = res.region(res.map(backend, vs, count))
@@ -266,7 +271,12 @@ def _batch_case(op: str, backend: str, count: int) -> Prepared:
             else:
                 ns["b"] = buf = res.shm(count * vs).buf
                 read = "b[0:nb].tobytes()"
-            stmt = read if op == "lookup_batch" else "b[0:nb] = vals"
+            ns["src"], ns["dst"] = res.view(buf), res.view(bytearray(count * vs))
+            stmt = {
+                "lookup_batch": read,
+                "lookup_batch_into": "dst[:] = src[0:nb]",
+                "update_batch": "b[0:nb] = vals",
+            }[op]
         return stmt_case(stmt, ns, res.close)
     except BaseException:
         res.close()
@@ -547,7 +557,7 @@ def cases(full: bool = False, kernel_reason: str | None = None) -> list[Case]:
             for be in ("emulated", "kernel", "kernel-mmap", "shared_memory"):
                 add(group, op, be, {"value_size": vs}, partial(_element_case, op, be, vs))
 
-    for op in ("lookup_batch", "update_batch"):
+    for op in ("lookup_batch", "lookup_batch_into", "update_batch"):
         for count in BATCH_SIZES:
             for be in ("emulated", "kernel", "kernel-mmap", "shared_memory"):
                 note = "values only, no keys" if be in ("kernel-mmap", "shared_memory") else ""
@@ -784,7 +794,7 @@ def targets(results: Sequence[Result]) -> list[Target]:
                         False,
                     )
                 )
-    for op in ("lookup_batch", "update_batch"):
+    for op in ("lookup_batch", "lookup_batch_into", "update_batch"):
         out.append(
             Target(
                 f"{op} 1M x 8 B: memcpy time / emulated time",
@@ -814,7 +824,7 @@ def _grid(results: Sequence[Result]) -> tuple[list[str], list[tuple[str, list[st
                 cells.append("skip")
             else:
                 ratio = _ratio(kernel.ns_per_op if kernel else None, res.ns_per_op)
-                extra = f" ({ratio:.3g}x)" if ratio is not None and b != "kernel" else ""
+                extra = f" ({_times(ratio)})" if ratio is not None and b != "kernel" else ""
                 cells.append(_ns(res.ns_per_op) + extra)
         grid.append((label, cells))
     return used, grid
@@ -823,9 +833,15 @@ def _grid(results: Sequence[Result]) -> tuple[list[str], list[tuple[str, list[st
 def table(results: Sequence[Result]) -> str:
     """One row per operation, one column per backend: median ns/op (kernel syscall ns / this)."""
     used, grid = _grid(results)
-    head = f"{'operation':<38}" + "".join(f"{BACKEND_TITLES[b]:>18}" for b in used)
+    titles = [BACKEND_TITLES[b] for b in used]
+    first = max([len("operation")] + [len(label) for label, _ in grid])
+    widths = [max([len(t)] + [len(cells[i]) for _, cells in grid]) for i, t in enumerate(titles)]
+    head = f"{'operation':<{first}}" + "".join(f"  {t:>{w}}" for t, w in zip(titles, widths))
     lines = [head, "-" * len(head)]
-    lines += [f"{label:<38}" + "".join(f"{c:>18}" for c in cells) for label, cells in grid]
+    lines += [
+        f"{label:<{first}}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths))
+        for label, cells in grid
+    ]
     return "\n".join(lines)
 
 
@@ -838,6 +854,13 @@ def markdown(results: Sequence[Result]) -> str:
     ]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in grid]
     return "\n".join(lines)
+
+
+def _times(ratio: float) -> str:
+    """A ratio as "12.4x", "172x" or "0.52x": three significant digits, never an exponent."""
+    if ratio >= 100:
+        return f"{ratio:.0f}x"
+    return f"{ratio:.3g}x" if ratio >= 1 else f"{ratio:.2f}x"
 
 
 def _ns(ns: float) -> str:
