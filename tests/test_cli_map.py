@@ -52,7 +52,8 @@ def bpfmap(*args: str) -> Run:
 
 def bpftool(*args: str) -> Run:
     assert BPFTOOL is not None
-    r = subprocess.run(["bpftool", "map", *args], executable=BPFTOOL, capture_output=True)
+    # -n: bpftool must never mount a bpffs of its own over a directory of ours.
+    r = subprocess.run(["bpftool", "-n", "map", *args], executable=BPFTOOL, capture_output=True)
     return Run(r.returncode, r.stdout, r.stderr)
 
 
@@ -102,9 +103,9 @@ def same(a: Run, b: Run) -> bool:
     if a.rc != b.rc or a.out != b.out:
         return False
     if a.err.startswith(b"Usage:") or b"\nUsage:" in a.err:
-        return b"Usage: bpfmap map" in b.err and b.err.split(b"Usage:")[0] == a.err.split(
-            b"Usage:"
-        )[0]
+        return (
+            b"Usage: bpfmap map" in b.err and b.err.split(b"Usage:")[0] == a.err.split(b"Usage:")[0]
+        )
     return a.err == b.err
 
 

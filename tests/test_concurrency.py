@@ -10,10 +10,20 @@ kernel backend's are the kernel's ``copy_map_value``. A whole value of more than
 value and some of the new, exactly as with the kernel. The word guarantee rests on
 the C library copying aligned words whole, as glibc's memcpy/memmove do; it does not
 hold under AddressSanitizer, whose memmove interceptor copies byte by byte (so
-tools/sanitize.sh skips that test). The tests below check
-that no reader ever sees a torn word: writers store values whose every word is
-one repeated byte (a generation), readers check every word of everything they
-read is a single repeated byte.
+tools/sanitize.sh skips that test).
+
+One kernel path is not word-atomic: ``BPF_MAP_LOOKUP_BATCH`` copies each value into
+a bounce buffer at ``buf + key_size`` (``generic_map_lookup_batch``), 4 bytes off
+8-byte alignment, and the kernel's memcpy then splits the map's words (measured on
+6.18: about 2 torn words per 100,000 values read while another process stores
+through a mapping; single lookups, through the aligned ``kvmalloc`` buffer of
+``map_lookup_elem``: none in millions). The emulation's batch copy is aligned, so
+it is word-atomic: the tests count torn words in emulated batches, not in kernel
+ones.
+
+The tests below check that no reader ever sees a torn word: writers store values
+whose every word is one repeated byte (a generation), readers check every word of
+everything they read is a single repeated byte.
 
 Also: ``close()`` racing calls in other threads never crashes (the handle is
 released by the last reference); a freeze racing updates in another process
@@ -86,12 +96,15 @@ def _read_all(m: ArrayMap, ro: Any, key: int, buf: bytearray) -> tuple[int, int]
     torn = torn_words(m.lookup(key))
     m.lookup_into(key, buf)
     torn += torn_words(buf)
-    torn += torn_words(m.lookup_batch(64, in_batch=key % (N - 64)).values)
+    batch = m.lookup_batch(64, in_batch=key % (N - 64)).values
+    counted = 64 if m.backend == "emulated" else 0  # the kernel's bounce buffer: see above
+    if counted:
+        torn += torn_words(batch)
     torn += torn_words(ro[key * VS : (key + 64) * VS])
     view = np.frombuffer(ro, dtype="<u8")  # NumPy reads of a mapping: 8-byte loads
     torn += torn_words(view[key : key + 64].copy())
     del view
-    return torn, 1 + 1 + 64 + 64 + 8
+    return torn, 1 + 1 + counted + 64 + 8
 
 
 @pytest.mark.parametrize("kind", ["update", "update_batch", "region"])
@@ -208,7 +221,9 @@ def test_close_racing_calls_in_other_threads(backend: str) -> None:
     rounds = max(ROUNDS // 4, 10)
     proc = subprocess.run(
         [sys.executable, "-X", "faulthandler", "-c", CLOSE_RACE, backend, str(rounds)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, f"exit status {proc.returncode}: {proc.stderr[-3000:]}"
     assert proc.stdout.split() == ["ok", str(rounds)]
@@ -223,8 +238,9 @@ def test_readonly_mappings_from_many_threads_share_one_descriptor() -> None:
         barrier = threading.Barrier(4)
         regions: list[Any] = []
 
-        def go(m: ArrayMap = m, barrier: threading.Barrier = barrier,
-               regions: list[Any] = regions) -> None:
+        def go(
+            m: ArrayMap = m, barrier: threading.Barrier = barrier, regions: list[Any] = regions
+        ) -> None:
             barrier.wait()
             regions.append(m.mmap(writable=False))
 

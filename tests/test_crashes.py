@@ -195,8 +195,10 @@ def test_sigkill_leaves_nothing_stuck_or_torn(backend: str, scenario: str) -> No
     # ROUNDS leaked maps would be ROUNDS MiB (emulated maps are Shmem); others may move it too.
     assert shmem_kib() - shmem < max(ROUNDS, 8) * 1024 // 2, "shared memory did not come back"
     progress.sort()
-    print(f"{backend} {scenario}: {ROUNDS} kills survived, {split} left two generations "
-          f"(killed after {progress[0]}..{progress[-1]} steps)")
+    print(
+        f"{backend} {scenario}: {ROUNDS} kills survived, {split} left two generations "
+        f"(killed after {progress[0]}..{progress[-1]} steps)"
+    )
 
 
 # ------------------------------------------------------------- mid-pin

@@ -41,6 +41,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing import resource_sharer
 from typing import Any
 
 import pytest
@@ -96,8 +97,21 @@ def failing_iter(n: int) -> Iterator[int]:
 ALLOWED = (OSError, TypeError, ValueError, BufferError, HostileError)
 
 HOSTILE_INTS = [
-    -1, -(2**31), -(2**32), -(2**63), -(2**64), -(2**100),
-    2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**100,
+    -1,
+    -(2**31),
+    -(2**32),
+    -(2**63),
+    -(2**64),
+    -(2**100),
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    2**100,
 ]
 
 
@@ -105,10 +119,35 @@ def hostile_objects() -> list[Any]:
     import numpy as np
 
     return [
-        None, True, False, 0.0, 1.5, float("nan"), float("inf"), 1j, "0", "", b"\x00", b"",
-        bytearray(4), [0], (0,), {0: 0}, set(), object(), Ellipsis, slice(0, 1), int,
-        RaisingIndex(), HugeIndex(), np.uint32(1), np.int64(-1), np.uint64(2**64 - 1),
-        np.float64(1.0), np.bool_(True), range(3),
+        None,
+        True,
+        False,
+        0.0,
+        1.5,
+        float("nan"),
+        float("inf"),
+        1j,
+        "0",
+        "",
+        b"\x00",
+        b"",
+        bytearray(4),
+        [0],
+        (0,),
+        {0: 0},
+        set(),
+        object(),
+        Ellipsis,
+        slice(0, 1),
+        int,
+        RaisingIndex(),
+        HugeIndex(),
+        np.uint32(1),
+        np.int64(-1),
+        np.uint64(2**64 - 1),
+        np.float64(1.0),
+        np.bool_(True),
+        range(3),
     ]
 
 
@@ -164,8 +203,21 @@ class Worker:
 
     def length(self, vs: int) -> int:
         return self.rng.choice(
-            [0, 1, vs - 1, vs, vs, vs, vs + 1, 2 * vs, vs + 7, self.rng.randrange(0, 3 * vs + 9),
-             4096, 65536, 1 << 20]
+            [
+                0,
+                1,
+                vs - 1,
+                vs,
+                vs,
+                vs,
+                vs + 1,
+                2 * vs,
+                vs + 7,
+                self.rng.randrange(0, 3 * vs + 9),
+                4096,
+                65536,
+                1 << 20,
+            ]
         )
 
     def buffer(self, size: int, writable: bool | None = None) -> Any:
@@ -231,8 +283,10 @@ class Worker:
 
         n = self.rng.choice([0, 1, 2, 3, 5, 8, 17, 64])
         kind = self.rng.randrange(14)
-        good = [self.key(m) if self.chance(0.1) else self.rng.randrange(0, self._max_entries(m) + 1)
-                for _ in range(n)]
+        good = [
+            self.key(m) if self.chance(0.1) else self.rng.randrange(0, self._max_entries(m) + 1)
+            for _ in range(n)
+        ]
         if kind < 4:
             return good
         if kind == 4:
@@ -261,8 +315,9 @@ class Worker:
     def values(self, m: Any, n: int) -> Any:
         vs = self._value_size(m)
         if self.chance(0.4):
-            items: list[Any] = [bytes(self.length(vs) if self.chance(0.1) else vs)
-                                for _ in range(n)]
+            items: list[Any] = [
+                bytes(self.length(vs) if self.chance(0.1) else vs) for _ in range(n)
+            ]
             if self.chance(0.1) and items:
                 items[self.rng.randrange(len(items))] = self.any_hostile()
             return items if self.chance(0.7) else tuple(items)
@@ -356,11 +411,17 @@ class Worker:
         n = self.rng.choice([1, 2, 3, 5, 64, 511, 513, 1024])
         flags = self.rng.choice(
             [b.BPF_F_MMAPABLE] * 6
-            + [0, b.BPF_F_MMAPABLE | b.BPF_F_RDONLY, b.BPF_F_MMAPABLE | b.BPF_F_WRONLY,
-               b.BPF_F_MMAPABLE | b.BPF_F_RDONLY_PROG, b.BPF_F_MMAPABLE | b.BPF_F_WRONLY_PROG]
+            + [
+                0,
+                b.BPF_F_MMAPABLE | b.BPF_F_RDONLY,
+                b.BPF_F_MMAPABLE | b.BPF_F_WRONLY,
+                b.BPF_F_MMAPABLE | b.BPF_F_RDONLY_PROG,
+                b.BPF_F_MMAPABLE | b.BPF_F_WRONLY_PROG,
+            ]
         )
-        m = b.ArrayMap(vs, n, flags=flags, name=self.rng.choice(["", "fz", "a.b_c"]),
-                       backend=self.backend)
+        m = b.ArrayMap(
+            vs, n, flags=flags, name=self.rng.choice(["", "fz", "a.b_c"]), backend=self.backend
+        )
         self._remember(m, vs, n)
 
     def _remember(self, m: Any, vs: int, n: int) -> None:
@@ -450,11 +511,17 @@ class Worker:
             return m.get_next_key(None if self.chance(0.2) else self.key(m))
 
         def lookup_batch(m: Any) -> Any:
-            count = None if self.chance(0.2) else (
-                rng.choice([0, 1, 2, 7, 1024, 1025]) if self.chance(0.7) else self.any_hostile())
+            count = (
+                None
+                if self.chance(0.2)
+                else (
+                    rng.choice([0, 1, 2, 7, 1024, 1025]) if self.chance(0.7) else self.any_hostile()
+                )
+            )
             in_batch = None if self.chance(0.4) else self.key(m)
-            return m.lookup_batch(count, in_batch=in_batch, elem_flags=self.flags(),
-                                  flags=self.flags())
+            return m.lookup_batch(
+                count, in_batch=in_batch, elem_flags=self.flags(), flags=self.flags()
+            )
 
         def batches(m: Any) -> Any:
             count = rng.choice([1, 3, 1000]) if self.chance(0.8) else self.any_hostile()
@@ -468,8 +535,7 @@ class Worker:
                 n = rng.randrange(4)
             values = self.values(m, n)
             try:
-                return m.update_batch(keys, values, elem_flags=self.flags(),
-                                      flags=self.flags())
+                return m.update_batch(keys, values, elem_flags=self.flags(), flags=self.flags())
             finally:
                 _release(values)
                 _release(keys)
@@ -488,11 +554,17 @@ class Worker:
             if self.chance(0.2):
                 kw["shared"] = rng.choice([True, False])
             if self.chance(0.3):
-                kw["offset"] = (rng.choice([0, PAGE, 8, 2 * PAGE, 2**62]) if self.chance(0.7)
-                                else self.any_hostile())
+                kw["offset"] = (
+                    rng.choice([0, PAGE, 8, 2 * PAGE, 2**62])
+                    if self.chance(0.7)
+                    else self.any_hostile()
+                )
             if self.chance(0.3):
-                kw["length"] = (rng.choice([None, 1, PAGE, 3 * PAGE, 2**40, 2**62])
-                                if self.chance(0.7) else self.any_hostile())
+                kw["length"] = (
+                    rng.choice([None, 1, PAGE, 3 * PAGE, 2**40, 2**62])
+                    if self.chance(0.7)
+                    else self.any_hostile()
+                )
             r = m.mmap(**kw)
             self.regions.append(r)
             return r
@@ -505,20 +577,41 @@ class Worker:
             r = rng.choice(self.regions)
             op = rng.randrange(12)
             if op == 0:
-                return r[rng.randrange(-2 * PAGE, 2 * PAGE): rng.randrange(-2 * PAGE, 3 * PAGE)]
+                return r[rng.randrange(-2 * PAGE, 2 * PAGE) : rng.randrange(-2 * PAGE, 3 * PAGE)]
             if op == 1:  # what any process sharing the map may store: any bytes
                 start = rng.randrange(0, max(len(r) - 7, 1))  # mmap's own IndexError aside
-                r[start: start + 8] = rng.getrandbits(64).to_bytes(8, "little")[: len(r)]
+                r[start : start + 8] = rng.getrandbits(64).to_bytes(8, "little")[: len(r)]
                 return None
             if op == 2:
-                ctype = rng.choice([ctypes.c_uint64, ctypes.c_uint8 * 4096, ctypes.c_char_p,
-                                    ctypes.py_object, ctypes.c_uint32 * 2, int, PointerStruct])
+                ctype = rng.choice(
+                    [
+                        ctypes.c_uint64,
+                        ctypes.c_uint8 * 4096,
+                        ctypes.c_char_p,
+                        ctypes.py_object,
+                        ctypes.c_uint32 * 2,
+                        int,
+                        PointerStruct,
+                    ]
+                )
                 s = r.struct(ctype, key=self.key(self.pick_map()) if self.chance(0.3) else 0)
                 self.exports.append(s)
                 return repr(getattr(s, "value", None)) + repr(bytes(s))  # reads what it points to
             if op == 3:
-                dtype = rng.choice([None, "<u8", "u1", "V1", "V0", object, "<f8", "S3", "V100000",
-                                    [("a", "<u4"), ("o", "O")]])
+                dtype = rng.choice(
+                    [
+                        None,
+                        "<u8",
+                        "u1",
+                        "V1",
+                        "V0",
+                        object,
+                        "<f8",
+                        "S3",
+                        "V100000",
+                        [("a", "<u4"), ("o", "O")],
+                    ]
+                )
                 a = r.ndarray(dtype)
                 self.exports.append(a)
                 return repr(a[:2])  # reads the items (object items: what they point to)
@@ -573,8 +666,21 @@ class Worker:
             return self.pick_map().pin(self.path())
 
         def attrs(m: Any) -> Any:
-            return (m.fd, m.key_size, m.value_size, m.max_entries, m.flags, m.name, m.id,
-                    m.access, m.backend, m.frozen, m.info(), repr(m), len(m))
+            return (
+                m.fd,
+                m.key_size,
+                m.value_size,
+                m.max_entries,
+                m.flags,
+                m.name,
+                m.id,
+                m.access,
+                m.backend,
+                m.frozen,
+                m.info(),
+                repr(m),
+                len(m),
+            )
 
         def container(m: Any) -> Any:
             op = rng.randrange(6)
@@ -595,8 +701,13 @@ class Worker:
 
         def copies(m: Any) -> Any:
             op = rng.randrange(3)
-            c = (pickle.loads(pickle.dumps(m)) if op == 0 else
-                 copy.copy(m) if op == 1 else copy.deepcopy(m))
+            c = (
+                pickle.loads(pickle.dumps(m))
+                if op == 0
+                else copy.copy(m)
+                if op == 1
+                else copy.deepcopy(m)
+            )
             c.close()
             return None
 
@@ -606,8 +717,7 @@ class Worker:
             "lookup_into": on_map(lookup_into),
             "update": on_map(update),
             "delete": on_map(lambda m: m.delete(self.key(m))),
-            "lookup_and_delete": on_map(
-                lambda m: m.lookup_and_delete(self.key(m), self.flags())),
+            "lookup_and_delete": on_map(lambda m: m.lookup_and_delete(self.key(m), self.flags())),
             "get_next_key": on_map(get_next_key),
             "lookup_batch": on_map(lookup_batch),
             "batches": on_map(batches),
@@ -686,6 +796,10 @@ def worker_main(seed: int, calls: int, backend: str, tmpdir: str) -> None:
     warm = bpfmap.ArrayMap(8, 1, backend=backend)
     pickle.loads(pickle.dumps(warm)).close()
     warm.close()
+    # The sharer's thread closes its side of a hand-over after the receiver has its
+    # descriptor: stopped (thread joined) around both counts, it holds none of them.
+    # Stopping also closes what a dumps() without loads() left registered there.
+    resource_sharer.stop()
     os.chdir(tmpdir)  # relative pin paths ("0", "") land here, not in the caller's directory
     before = fd_count()
     w = Worker(seed, backend, tmpdir)
@@ -693,18 +807,23 @@ def worker_main(seed: int, calls: int, backend: str, tmpdir: str) -> None:
     w.run(calls)
     elapsed = time.monotonic() - start
     w.finish()
+    resource_sharer.stop()
     after = fd_count()
-    print(json.dumps({
-        "seed": seed,
-        "backend": backend,
-        "calls": sum(w.calls.values()),
-        "per_call": dict(w.calls),
-        "outcomes": dict(w.outcomes),
-        "unexpected": w.unexpected[:40],
-        "unexpected_count": len(w.unexpected),
-        "fd_delta": after - before,
-        "seconds": elapsed,
-    }))
+    print(
+        json.dumps(
+            {
+                "seed": seed,
+                "backend": backend,
+                "calls": sum(w.calls.values()),
+                "per_call": dict(w.calls),
+                "outcomes": dict(w.outcomes),
+                "unexpected": w.unexpected[:40],
+                "unexpected_count": len(w.unexpected),
+                "fd_delta": after - before,
+                "seconds": elapsed,
+            }
+        )
+    )
 
 
 # ------------------------------------------------------------------ tests
@@ -747,8 +866,10 @@ def test_every_call_survives_hostile_input(backend: str, tmp_path: Any) -> None:
         assert r["fd_delta"] == 0, f"seed {r['seed']}: {r['fd_delta']} descriptors leaked"
         assert set(r["per_call"]) >= {"lookup", "update", "update_batch", "mmap", "from_fd"}
     _no_holder_left(str(tmp_path))
-    print(f"{backend}: {total} hostile calls in {len(results)} workers "
-          f"(seeds {[r['seed'] for r in results]}), all survived")
+    print(
+        f"{backend}: {total} hostile calls in {len(results)} workers "
+        f"(seeds {[r['seed'] for r in results]}), all survived"
+    )
 
 
 def _no_holder_left(tmpdir: str) -> None:
@@ -791,7 +912,9 @@ def run_snippet(code: str, *, limit_as: int | None = None) -> subprocess.Complet
         prelude += f"resource.setrlimit(resource.RLIMIT_AS, ({limit_as}, {limit_as}))\n"
     return subprocess.run(
         [sys.executable, "-X", "faulthandler", "-c", prelude + textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -802,7 +925,8 @@ def assert_clean(proc: subprocess.CompletedProcess[str]) -> str:
 
 def test_from_fd_refuses_a_memfd_that_can_shrink() -> None:
     """A memfd with a valid header but no F_SEAL_SHRINK: truncating it would SIGBUS lookups."""
-    out = assert_clean(run_snippet("""
+    out = assert_clean(
+        run_snippet("""
         import os, errno, fcntl, mmap, bpfmap
         m = bpfmap.ArrayMap(8, 4)
         data = os.pread(m.fd, 2 * mmap.PAGESIZE, 0)
@@ -823,13 +947,15 @@ def test_from_fd_refuses_a_memfd_that_can_shrink() -> None:
         os.write(fd, data)
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK)
         print(bpfmap.ArrayMap.from_fd(fd).lookup(0))
-    """))
+    """)
+    )
     assert out.split() == ["refused", "refused", "refused", repr(bytes(8))]
 
 
 def test_from_fd_survives_crafted_headers() -> None:
     """Random headers in a sealed memfd: refused (EINVAL) or adopted with sane geometry."""
-    out = assert_clean(run_snippet("""
+    out = assert_clean(
+        run_snippet("""
         import os, errno, fcntl, mmap, random, struct, bpfmap
         P = mmap.PAGESIZE
         rng = random.Random(7)
@@ -864,7 +990,8 @@ def test_from_fd_survives_crafted_headers() -> None:
             m.lookup_batch()
             m.close()
         print(adopted, refused)
-    """))
+    """)
+    )
     adopted, refused = map(int, out.split())
     assert adopted > 0 and refused > 0
 
@@ -876,7 +1003,9 @@ def test_lookup_batch_huge_count_allocates_for_the_map(backend: str) -> None:
         from conftest import require_kernel
 
         require_kernel()
-    out = assert_clean(run_snippet(f"""
+    out = assert_clean(
+        run_snippet(
+            f"""
         import bpfmap
         m = bpfmap.ArrayMap(8, 4, backend={backend!r})
         b = m.lookup_batch(2**32 - 1)
@@ -885,22 +1014,29 @@ def test_lookup_batch_huge_count_allocates_for_the_map(backend: str) -> None:
         print(list(b.keys), b.done)
         b = m.lookup_batch(4)
         print(list(b.keys), b.done)
-    """, limit_as=None))
+    """,
+            limit_as=None,
+        )
+    )
     assert out.splitlines() == ["[0, 1, 2, 3] True 3", "[2, 3] True", "[0, 1, 2, 3] False"]
     if UNDER_ASAN:
         return
     # The same with the address space capped (the interpreter needs ~100 MiB, numpy aside).
-    proc = run_snippet(f"""
+    proc = run_snippet(
+        f"""
         import bpfmap
         m = bpfmap.ArrayMap(8, 4, backend={backend!r})
         print(len(m.lookup_batch(2**32 - 1).keys))
-    """, limit_as=1 << 30)
+    """,
+        limit_as=1 << 30,
+    )
     assert assert_clean(proc).strip() == "4"
 
 
 def test_typed_views_refuse_pointers() -> None:
     """Object dtypes and ctypes pointers would read pointers from shared memory: refused."""
-    out = assert_clean(run_snippet("""
+    out = assert_clean(
+        run_snippet("""
         import ctypes, bpfmap
         m = bpfmap.ArrayMap(16, 4, flags=bpfmap.BPF_F_MMAPABLE)
         r = m.mmap()
@@ -924,7 +1060,8 @@ def test_typed_views_refuse_pointers() -> None:
             except TypeError:
                 print("refused")
         print(r.ndarray("<u8")[0])
-    """))
+    """)
+    )
     assert out.split() == ["refused"] * 6 + ["0x4141414141414141"] + ["refused"] * 2 + [
         str(0x4141414141414141)
     ]
@@ -932,7 +1069,8 @@ def test_typed_views_refuse_pointers() -> None:
 
 def test_aliasing_buffers_are_safe(tmp_path: Any) -> None:
     """The map's own region as the value, the buffer and the batch of its own calls."""
-    out = assert_clean(run_snippet("""
+    out = assert_clean(
+        run_snippet("""
         import bpfmap
         m = bpfmap.ArrayMap(8, 1024, flags=bpfmap.BPF_F_MMAPABLE)
         r = m.mmap()
@@ -949,13 +1087,15 @@ def test_aliasing_buffers_are_safe(tmp_path: Any) -> None:
             m.update(3, memoryview(ro)[0:8])
         except PermissionError:
             print("frozen")
-    """))
+    """)
+    )
     assert out.split() == ["b'original'", "b'original'", "frozen"]
 
 
 def test_use_after_close_and_exported_buffers() -> None:
     """Closed maps, closed regions, regions exported while their map and region close."""
-    out = assert_clean(run_snippet("""
+    out = assert_clean(
+        run_snippet("""
         import gc, bpfmap
         m = bpfmap.ArrayMap(8, 4, flags=bpfmap.BPF_F_MMAPABLE)
         r = m.mmap()
@@ -980,7 +1120,8 @@ def test_use_after_close_and_exported_buffers() -> None:
                 call()
             except ValueError:
                 print("closed")
-    """))
+    """)
+    )
     assert out.split() == ["busy"] + ["closed"] * 7
 
 
@@ -1002,7 +1143,8 @@ def test_open_pinned_refuses_a_socket_served_by_another_user() -> None:
 
 
 def _planted_socket_run(path: str) -> str:
-    return assert_clean(run_snippet(f"""
+    return assert_clean(
+        run_snippet(f"""
         import os, socket, bpfmap, bpfmap._pin
         r, w = os.pipe()
         pid = os.fork()
@@ -1035,7 +1177,8 @@ def _planted_socket_run(path: str) -> str:
             os._exit(0)
         os.waitpid(victim, 0)
         os.kill(pid, 9); os.waitpid(pid, 0)
-    """))
+    """)
+    )
 
 
 if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":

@@ -350,14 +350,16 @@ class MapMachine(RuleBasedStateMachine):
     def open_handles(self) -> list[tuple[ModelHandle, dict[str, ArrayMap]]]:
         return [h for h in self.handles if not h[0].closed]
 
-    @initialize(value_size=VALUE_SIZES, max_entries=MAX_ENTRIES, flags=MAP_FLAGS,
-                map_now=st.booleans())
+    @initialize(
+        value_size=VALUE_SIZES, max_entries=MAX_ENTRIES, flags=MAP_FLAGS, map_now=st.booleans()
+    )
     def create(self, value_size: int, max_entries: int, flags: int, map_now: bool) -> None:
         """The map, and (half the time) a writable mapping of it from the start."""
         self.model = ModelMap(value_size, max_entries, flags)
         access = "r" if flags & BPF_F_RDONLY else "w" if flags & BPF_F_WRONLY else "rw"
-        maps = {be: ArrayMap(value_size, max_entries, flags=flags, backend=be)
-                for be in self.backends}
+        maps = {
+            be: ArrayMap(value_size, max_entries, flags=flags, backend=be) for be in self.backends
+        }
         self.handles.append((ModelHandle(access), maps))
         if map_now:
             self.map_region(0, True, 0, None, True)
@@ -424,18 +426,26 @@ class MapMachine(RuleBasedStateMachine):
         expected = self.model.lookup(mh, key, flags)
         vs = self.model.value_size
         if into:
+
             def fn(m: ArrayMap) -> bytes:
                 buf = bytearray(b"\xa5" * (vs + 3))
                 m.lookup_into(key, buf, flags)
                 assert buf[-3:] == b"\xa5\xa5\xa5"  # past value_size: untouched
                 return bytes(buf[:-3])
         else:
+
             def fn(m: ArrayMap) -> bytes:
                 return m.lookup(key, flags)
+
         self.same(expected, {be: lambda m=m: fn(m) for be, m in maps.items()}, "lookup")
 
-    @rule(i=st.integers(0, 7), key=KEYS, flags=UPDATE_FLAGS, data=st.data(),
-          kind=st.sampled_from(["bytes", "bytearray", "memoryview", "bad-length"]))
+    @rule(
+        i=st.integers(0, 7),
+        key=KEYS,
+        flags=UPDATE_FLAGS,
+        data=st.data(),
+        kind=st.sampled_from(["bytes", "bytearray", "memoryview", "bad-length"]),
+    )
     def update(self, i: int, key: int, flags: int, data: st.DataObject, kind: str) -> None:
         assert self.model is not None
         mh, maps = self.handle(i)
@@ -445,54 +455,82 @@ class MapMachine(RuleBasedStateMachine):
         else:
             size = vs
         value = data.draw(st.binary(min_size=size, max_size=size))
-        arg: Any = {"bytes": value, "bytearray": bytearray(value),
-                    "memoryview": memoryview(value), "bad-length": value}[kind]
+        arg: Any = {
+            "bytes": value,
+            "bytearray": bytearray(value),
+            "memoryview": memoryview(value),
+            "bad-length": value,
+        }[kind]
         expected = self.model.update(mh, key, value, flags)
-        self.same(expected, {be: lambda m=m: m.update(key, arg, flags)
-                             for be, m in maps.items()}, "update")
+        self.same(
+            expected,
+            {be: lambda m=m: m.update(key, arg, flags) for be, m in maps.items()},
+            "update",
+        )
 
     @rule(i=st.integers(0, 7), key=KEYS, flags=LOOKUP_FLAGS, which=st.booleans())
     def delete(self, i: int, key: int, flags: int, which: bool) -> None:
         assert self.model is not None
         mh, maps = self.handle(i)
         if which:
-            self.same(self.model.delete(mh, key),
-                      {be: lambda m=m: m.delete(key) for be, m in maps.items()}, "delete")
+            self.same(
+                self.model.delete(mh, key),
+                {be: lambda m=m: m.delete(key) for be, m in maps.items()},
+                "delete",
+            )
         else:
-            self.same(self.model.lookup_and_delete(mh, key, flags),
-                      {be: lambda m=m: m.lookup_and_delete(key, flags)
-                       for be, m in maps.items()}, "lookup_and_delete")
+            self.same(
+                self.model.lookup_and_delete(mh, key, flags),
+                {be: lambda m=m: m.lookup_and_delete(key, flags) for be, m in maps.items()},
+                "lookup_and_delete",
+            )
 
     @rule(i=st.integers(0, 7), key=st.one_of(st.none(), KEYS))
     def get_next_key(self, i: int, key: int | None) -> None:
         assert self.model is not None
         mh, maps = self.handle(i)
-        self.same(self.model.get_next_key(mh, key),
-                  {be: lambda m=m: m.get_next_key(key) for be, m in maps.items()},
-                  "get_next_key")
+        self.same(
+            self.model.get_next_key(mh, key),
+            {be: lambda m=m: m.get_next_key(key) for be, m in maps.items()},
+            "get_next_key",
+        )
 
     # -- batches ------------------------------------------------------------
 
-    @rule(i=st.integers(0, 7),
-          count=st.one_of(st.none(), st.integers(0, 45), st.sampled_from([1024, 1025, U32])),
-          in_batch=st.one_of(st.none(), KEYS), elem_flags=ELEM_FLAGS,
-          flags=st.sampled_from([0, 0, 1, U64]))
-    def lookup_batch(self, i: int, count: int | None, in_batch: int | None,
-                     elem_flags: int, flags: int) -> None:
+    @rule(
+        i=st.integers(0, 7),
+        count=st.one_of(st.none(), st.integers(0, 45), st.sampled_from([1024, 1025, U32])),
+        in_batch=st.one_of(st.none(), KEYS),
+        elem_flags=ELEM_FLAGS,
+        flags=st.sampled_from([0, 0, 1, U64]),
+    )
+    def lookup_batch(
+        self, i: int, count: int | None, in_batch: int | None, elem_flags: int, flags: int
+    ) -> None:
         assert self.model is not None
         mh, maps = self.handle(i)
         self.same(
             self.model.lookup_batch(mh, count, in_batch, elem_flags),
-            {be: lambda m=m: batch_tuple(m.lookup_batch(count, in_batch=in_batch,
-                                                        elem_flags=elem_flags, flags=flags))
-             for be, m in maps.items()},
+            {
+                be: lambda m=m: batch_tuple(
+                    m.lookup_batch(count, in_batch=in_batch, elem_flags=elem_flags, flags=flags)
+                )
+                for be, m in maps.items()
+            },
             "lookup_batch",
         )
 
-    @rule(i=st.integers(0, 7), keys=st.lists(KEYS, max_size=12), data=st.data(),
-          elem_flags=ELEM_FLAGS, packed=st.booleans(), run=st.booleans())
-    def update_batch(self, i: int, keys: list[int], data: st.DataObject, elem_flags: int,
-                     packed: bool, run: bool) -> None:
+    @rule(
+        i=st.integers(0, 7),
+        keys=st.lists(KEYS, max_size=12),
+        data=st.data(),
+        elem_flags=ELEM_FLAGS,
+        packed=st.booleans(),
+        run=st.booleans(),
+    )
+    def update_batch(
+        self, i: int, keys: list[int], data: st.DataObject, elem_flags: int, packed: bool, run: bool
+    ) -> None:
         assert self.model is not None
         mh, maps = self.handle(i)
         if run and keys:  # a run of consecutive keys: one pwrite() in the emulation
@@ -501,16 +539,24 @@ class MapMachine(RuleBasedStateMachine):
         values = [data.draw(st.binary(min_size=vs, max_size=vs)) for _ in keys]
         arg: Any = b"".join(values) if packed else values
         expected = self.model.update_batch(mh, keys, values, elem_flags)
-        self.same(expected, {be: lambda m=m: m.update_batch(keys, arg, elem_flags=elem_flags)
-                             for be, m in maps.items()}, "update_batch")
+        self.same(
+            expected,
+            {
+                be: lambda m=m: m.update_batch(keys, arg, elem_flags=elem_flags)
+                for be, m in maps.items()
+            },
+            "update_batch",
+        )
 
     @rule(i=st.integers(0, 7), keys=st.lists(KEYS, max_size=4))
     def delete_batch(self, i: int, keys: list[int]) -> None:
         assert self.model is not None
         mh, maps = self.handle(i)
-        self.same(self.model.delete_batch(mh, keys),
-                  {be: lambda m=m: m.delete_batch(keys) for be, m in maps.items()},
-                  "delete_batch")
+        self.same(
+            self.model.delete_batch(mh, keys),
+            {be: lambda m=m: m.delete_batch(keys) for be, m in maps.items()},
+            "delete_batch",
+        )
 
     # -- freeze and mmap ----------------------------------------------------
 
@@ -523,24 +569,32 @@ class MapMachine(RuleBasedStateMachine):
             return
         self.same(self.model.freeze(mh), {be: m.freeze for be, m in maps.items()}, "freeze")
 
-    @rule(i=st.integers(0, 7), writable=st.booleans(),
-          offset=st.sampled_from([0] * 6 + [PAGE, 2 * PAGE, 8, PAGE - 8]),
-          length=st.sampled_from([None] * 6 + [PAGE, 2 * PAGE, 3 * PAGE, 1, 0, PAGE + 1]),
-          shared=st.sampled_from([True] * 7 + [False]))
+    @rule(
+        i=st.integers(0, 7),
+        writable=st.booleans(),
+        offset=st.sampled_from([0] * 6 + [PAGE, 2 * PAGE, 8, PAGE - 8]),
+        length=st.sampled_from([None] * 6 + [PAGE, 2 * PAGE, 3 * PAGE, 1, 0, PAGE + 1]),
+        shared=st.sampled_from([True] * 7 + [False]),
+    )
     @precondition(lambda self: len(self.regions) < 12)
-    def mmap(self, i: int, writable: bool, offset: int, length: int | None,
-             shared: bool) -> None:
+    def mmap(self, i: int, writable: bool, offset: int, length: int | None, shared: bool) -> None:
         self.map_region(i, writable, offset, length, shared)
 
-    def map_region(self, i: int, writable: bool, offset: int, length: int | None,
-                   shared: bool) -> None:
+    def map_region(
+        self, i: int, writable: bool, offset: int, length: int | None, shared: bool
+    ) -> None:
         assert self.model is not None
         mh, maps = self.handle(i)
         if not shared:
             # MAP_PRIVATE: EINVAL from bpf_map_mmap() unless an earlier check refuses.
-            got = {be: outcome(lambda m=m: m.mmap(writable=writable, shared=False,
-                                                 offset=offset, length=length))
-                   for be, m in maps.items()}
+            got = {
+                be: outcome(
+                    lambda m=m: m.mmap(
+                        writable=writable, shared=False, offset=offset, length=length
+                    )
+                )
+                for be, m in maps.items()
+            }
             for o in got.values():
                 assert o[0] != "ok", "a private mapping of a map"
             assert len({o[:2] for o in got.values()}) == 1, got
@@ -548,8 +602,10 @@ class MapMachine(RuleBasedStateMachine):
         expected = self.model.mmap(mh, writable, offset, length)
         got = self.same(
             expected,
-            {be: lambda m=m: m.mmap(writable=writable, offset=offset, length=length)
-             for be, m in maps.items()},
+            {
+                be: lambda m=m: m.mmap(writable=writable, offset=offset, length=length)
+                for be, m in maps.items()
+            },
             "mmap",
         )
         if expected[0] == "ok":
@@ -558,8 +614,12 @@ class MapMachine(RuleBasedStateMachine):
                 assert len(r) == expected[1].length
             self.regions.append((expected[1], regions))
 
-    @rule(j=st.integers(0, 11), pos=st.integers(0, 3 * PAGE), data=st.binary(max_size=24),
-          key=st.one_of(st.none(), st.integers(0, 3), st.integers(0, 40)))
+    @rule(
+        j=st.integers(0, 11),
+        pos=st.integers(0, 3 * PAGE),
+        data=st.binary(max_size=24),
+        key=st.one_of(st.none(), st.integers(0, 3), st.integers(0, 40)),
+    )
     @precondition(lambda self: any(not r[0].closed and r[0].writable for r in self.regions))
     def region_store(self, j: int, pos: int, data: bytes, key: int | None) -> None:
         """A store anywhere in the region, or over all of value ``key``, its padding included."""
@@ -626,7 +686,9 @@ class MapMachine(RuleBasedStateMachine):
                 assert m.frozen == self.model.frozen, be
                 info = m.info()
                 assert (info.value_size, info.max_entries, info.map_flags) == (
-                    self.model.value_size, self.model.max_entries, self.model.map_flags
+                    self.model.value_size,
+                    self.model.max_entries,
+                    self.model.map_flags,
                 ), be
                 assert m.access == mh.access, be
 

@@ -63,8 +63,7 @@ def is_ours(target: str) -> bool:
 
 @pytest.fixture
 def pin_path(backend: str, tmp_path: Any) -> Iterator[str]:
-    path = (f"/sys/fs/bpf/bpfmap_sec_{os.getpid()}" if backend == "kernel"
-            else str(tmp_path / "pin"))
+    path = f"/sys/fs/bpf/bpfmap_sec_{os.getpid()}" if backend == "kernel" else str(tmp_path / "pin")
     yield path
     if os.path.lexists(path):
         os.unlink(path)
@@ -96,10 +95,16 @@ def test_every_descriptor_is_close_on_exec(backend: str, pin_path: str) -> None:
     assert leaky == {}, f"descriptors without FD_CLOEXEC: {leaky}"
     # End to end: a program exec'd without close_fds sees none of them.
     out = subprocess.run(
-        [sys.executable, "-c",
-         "import os\nfor fd in os.listdir('/proc/self/fd'):\n"
-         "    try: print(os.readlink('/proc/self/fd/' + fd))\n    except OSError: pass"],
-        close_fds=False, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import os\nfor fd in os.listdir('/proc/self/fd'):\n"
+            "    try: print(os.readlink('/proc/self/fd/' + fd))\n    except OSError: pass",
+        ],
+        close_fds=False,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert [t for t in out if is_ours(t)] == []
     del keep
@@ -151,8 +156,11 @@ def test_memfds_are_owner_read_only(flags: int) -> None:
     before = fds()
     m = ArrayMap(8, 1024, flags=BPF_F_MMAPABLE | flags)
     regions = [m.mmap(writable=False), m.mmap()] if not flags else []
-    modes = {describe(fd): stat.S_IMODE(os.fstat(fd).st_mode) for fd in fds() - before
-             if is_ours(describe(fd))}
+    modes = {
+        describe(fd): stat.S_IMODE(os.fstat(fd).st_mode)
+        for fd in fds() - before
+        if is_ours(describe(fd))
+    }
     assert modes and set(modes.values()) == {0o400}, modes
     for r in regions:
         r.close()

@@ -206,9 +206,20 @@ def test_freeze_rules_compared_with_the_kernel() -> None:
         ro.close()
         return out
 
-    assert steps("emulated") == steps("kernel") == [
-        errno.EACCES, errno.EBUSY, 0, errno.EPERM, errno.EPERM, 0, errno.EPERM, errno.EACCES,
-    ]
+    assert (
+        steps("emulated")
+        == steps("kernel")
+        == [
+            errno.EACCES,
+            errno.EBUSY,
+            0,
+            errno.EPERM,
+            errno.EPERM,
+            0,
+            errno.EPERM,
+            errno.EACCES,
+        ]
+    )
 
 
 # ------------------------------------------------------- across processes
