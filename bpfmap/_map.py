@@ -24,6 +24,9 @@ _BACKEND_NAMES = {v: k for k, v in BACKENDS.items()}
 _U32 = 2**32 - 1
 _U64 = 2**64 - 1
 _NO_FLAGS = 0  # the fast paths below take `flags is _NO_FLAGS`: the int 0, not False or 0.0
+# ffi.from_buffer() with a ctype object and positional flags: half the cost of a type string.
+_U32_ARRAY = ffi.typeof("uint32_t[]")
+_CHAR_ARRAY = ffi.typeof("char[]")
 PAGE_SIZE = _mmap.PAGESIZE
 
 _CT = TypeVar("_CT", bound="ctypes._CData")
@@ -632,7 +635,7 @@ class ArrayMap:
             else ffi.new("uint32_t *", _check_uint(in_batch, 32, "in_batch"))
         )
         rc = lib.bpfmap_lookup_batch(
-            h, inb, out, ffi.from_buffer("uint32_t[]", keys),
+            h, inb, out, ffi.from_buffer(_U32_ARRAY, keys),
             ffi.NULL if direct else ffi.from_buffer(values), cnt, elem_flags, flags,
         )
         if rc and rc != -errno.ENOENT:
@@ -664,19 +667,22 @@ class ArrayMap:
         allocated, so a reused pair of buffers costs one copy of the values.
         """
         h = self._handle()
-        _check_uint(elem_flags, 64, "elem_flags")
-        _check_uint(flags, 64, "flags")
-        inb = (
-            ffi.NULL
-            if in_batch is None
-            else ffi.new("uint32_t *", _check_uint(in_batch, 32, "in_batch"))
-        )
+        if elem_flags is not _NO_FLAGS:
+            _check_uint(elem_flags, 64, "elem_flags")
+        if flags is not _NO_FLAGS:
+            _check_uint(flags, 64, "flags")
+        # count, out_batch and in_batch in one allocation: this call is for hot loops.
+        io = ffi.new("uint32_t[3]")
+        inb = ffi.NULL
+        if in_batch is not None:
+            io[2] = _check_uint(in_batch, 32, "in_batch")
+            inb = io + 2
         key_buf, n = _u32_buffer(keys, writable=True)
         val_buf: Any = None
+        cnt, out = io, io + 1
         try:  # no export of the caller's buffers may outlive the call: see _buffer_view
             val_buf = _writable_buffer(values, n * self._value_size, "values")
-            cnt = ffi.new("uint32_t *", n)
-            out = ffi.new("uint32_t *")
+            cnt[0] = n
             # The C core copies straight from the map (emulated: one memcpy).
             rc = lib.bpfmap_lookup_batch(h, inb, out, key_buf, val_buf, cnt, elem_flags, flags)
         finally:
@@ -870,17 +876,19 @@ def _buffer_view(value: Any, what: str, writable: bool) -> tuple[int, bool]:
 
 
 def _readable_buffer(value: Any, size: int, what: str) -> Any:
-    nbytes, _ = _buffer_view(value, what, writable=False)
+    # bytes and bytearray are contiguous: their length is their size (no view needed).
+    t = type(value)
+    nbytes = len(value) if t is bytes or t is bytearray else _buffer_view(value, what, False)[0]
     if nbytes != size:
         raise ValueError(f"{what} must be {size} bytes, got {nbytes}")
     return ffi.from_buffer(value)
 
 
 def _writable_buffer(value: Any, size: int, what: str) -> Any:
-    nbytes, _ = _buffer_view(value, what, writable=True)
+    nbytes = len(value) if type(value) is bytearray else _buffer_view(value, what, True)[0]
     if nbytes < size:
         raise ValueError(f"{what} must hold at least {size} bytes, got {nbytes}")
-    return ffi.from_buffer(value, require_writable=True)
+    return ffi.from_buffer(_CHAR_ARRAY, value, True)
 
 
 def _u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
@@ -888,6 +896,9 @@ def _u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
 
     ``writable``: the C core fills them, so they must be a writable buffer.
     """
+    if type(keys) is array.array and keys.typecode == "I" and keys.itemsize == 4:
+        # The common case, without a memoryview: always contiguous and writable.
+        return ffi.from_buffer(_U32_ARRAY, keys, writable), len(keys)
     try:
         view = memoryview(keys)
     except TypeError:
@@ -900,7 +911,7 @@ def _u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
         for k in items:
             _check_uint(k, 32, "key")
         arr = array.array("I", items)
-        return ffi.from_buffer("uint32_t[]", arr), len(items)
+        return ffi.from_buffer(_U32_ARRAY, arr), len(items)
     with view:
         native = ("I", "=I", "@I", "<I" if sys.byteorder == "little" else ">I")
         if view.format not in native or view.itemsize != 4:
@@ -910,7 +921,7 @@ def _u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
         if writable and view.readonly:
             raise TypeError("a keys buffer must be writable")
         n = view.nbytes // 4
-    return ffi.from_buffer("uint32_t[]", keys, require_writable=writable), n
+    return ffi.from_buffer(_U32_ARRAY, keys, writable), n
 
 
 def _rebuild(dup: Any) -> ArrayMap:
