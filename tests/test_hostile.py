@@ -523,6 +523,31 @@ class Worker:
                 count, in_batch=in_batch, elem_flags=self.flags(), flags=self.flags()
             )
 
+        def lookup_batch_into(m: Any) -> Any:
+            import numpy as np
+
+            n = rng.choice([0, 1, 2, 7, 64, 1024, 1025])
+            kind = rng.randrange(5)
+            keys: Any = (
+                array.array("I", bytes(4 * n))
+                if kind == 0
+                else np.zeros(n, dtype=np.uint32)
+                if kind == 1
+                else np.zeros(2 * n, dtype=np.uint32)[::2]  # not contiguous
+                if kind == 2
+                else self.keys(m)  # lists, read-only, other formats, hostile objects
+            )
+            vs = self._value_size(m)
+            values = self.buffer(n * vs if self.chance(0.7) else self.length(n * vs + 1))
+            in_batch = None if self.chance(0.4) else self.key(m)
+            try:
+                return m.lookup_batch_into(
+                    keys, values, in_batch=in_batch, elem_flags=self.flags(), flags=self.flags()
+                )
+            finally:
+                _release(values)
+                _release(keys)
+
         def batches(m: Any) -> Any:
             count = rng.choice([1, 3, 1000]) if self.chance(0.8) else self.any_hostile()
             return list(itertools.islice(m.batches(count), 40))
@@ -720,6 +745,7 @@ class Worker:
             "lookup_and_delete": on_map(lambda m: m.lookup_and_delete(self.key(m), self.flags())),
             "get_next_key": on_map(get_next_key),
             "lookup_batch": on_map(lookup_batch),
+            "lookup_batch_into": on_map(lookup_batch_into),
             "batches": on_map(batches),
             "update_batch": on_map(update_batch),
             "delete_batch": on_map(delete_batch),

@@ -57,6 +57,12 @@ def tour(backend: str) -> int:
             for inb in (None, 0, n - 1, n):
                 attempt(m.lookup_batch, count, in_batch=inb)
                 calls += 1
+            if count is not None and count <= n + 1:
+                out_keys = array.array("I", [0]) * count
+                for out in (bytearray(vs * count), bytearray(max(vs * count - 1, 0))):
+                    attempt(m.lookup_batch_into, out_keys, out)
+                    attempt(m.lookup_batch_into, out_keys, out, in_batch=n - 1)
+                    calls += 2
         list(m.batches(7))
         keys = array.array("I", range(n))
         attempt(m.update_batch, keys, bytes(vs * n))
