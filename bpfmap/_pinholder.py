@@ -59,12 +59,20 @@ def serve(path: str, fd: int) -> None:
     ident = (st.st_dev, st.st_ino)
     watch = _inotify_dir(path)
 
+    ready_r, ready_w = os.pipe()
     if os.fork():
-        print("ok", flush=True)  # the pin exists now; our parent may return
+        # "ok" only once the child has listened again (below): from then on every
+        # client sees the child's credentials, never those of this exiting process.
+        os.close(ready_w)
+        if os.read(ready_r, 1) == b"x":
+            print("ok", flush=True)  # the pin exists now; our parent may return
         os._exit(0)
     # listen() again: Linux records SO_PEERCRED at listen(), and the process that
-    # did it first has gone; clients (holder_pid()) must see this one.
+    # did it first is exiting; clients (holder_pid()) must see this one.
     listener.listen(64)
+    os.close(ready_r)
+    os.write(ready_w, b"x")
+    os.close(ready_w)
     os.chdir("/")
     devnull = os.open(os.devnull, os.O_RDWR)
     for std in (0, 1, 2):
