@@ -16,7 +16,8 @@ descriptor it does not own, and must leave its descriptors where they were.
     BPFMAP_HOSTILE_CALLS=<n>  calls per worker (default 40000; 2 workers per backend)
     BPFMAP_HOSTILE_SEED=<n>   the first worker's seed (default: random, printed)
 
-    python tests/test_hostile.py --worker SEED CALLS BACKEND TMPDIR   (one worker, JSON out)
+    python tests/test_hostile.py --worker SEED CALLS BACKEND TMPDIR   (one worker, JSON out;
+        TMPDIR a directory of its own: the worker unlinks every socket under it at the end)
 """
 
 from __future__ import annotations
@@ -815,6 +816,10 @@ def fd_count() -> int:
 def worker_main(seed: int, calls: int, backend: str, tmpdir: str) -> None:
     import faulthandler
 
+    # finish() unlinks every socket under tmpdir (the pins, whatever paths they took):
+    # given a shared directory such as /tmp, it would unpin other programs' maps.
+    if os.stat(tmpdir).st_mode & 0o022:
+        sys.exit(f"TMPDIR {tmpdir} is writable by others: give the worker a directory of its own")
     faulthandler.enable()
     import bpfmap
 
@@ -862,7 +867,7 @@ def run_workers(
     procs = []
     for i in range(workers):
         d = tmp_path / f"w{i}"
-        d.mkdir()
+        d.mkdir(mode=0o700)
         seed = first + i
         cmd = [sys.executable, __file__, "--worker", str(seed), str(calls), backend, str(d)]
         procs.append((seed, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
