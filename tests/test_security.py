@@ -138,9 +138,12 @@ def test_pin_holder_descriptors_are_close_on_exec(tmp_path: Any) -> None:
         flags = {}
         for fd in os.listdir(f"/proc/{holder}/fd"):
             if int(fd) > 2:
-                with open(f"/proc/{holder}/fdinfo/{fd}") as f:
-                    line = next(x for x in f if x.startswith("flags:"))
-                flags[describe(int(fd), str(holder))] = int(line.split()[1], 8)
+                try:
+                    with open(f"/proc/{holder}/fdinfo/{fd}") as f:
+                        line = next(x for x in f if x.startswith("flags:"))
+                    flags[describe(int(fd), str(holder))] = int(line.split()[1], 8)
+                except FileNotFoundError:
+                    continue  # the holder's side of holder_pid()'s connection, closed since
         assert any(is_ours(t) for t in flags), flags
         leaky = [t for t, f in flags.items() if not f & O_CLOEXEC_FDINFO]
         assert leaky == [], f"holder descriptors without O_CLOEXEC: {leaky}"
