@@ -33,6 +33,9 @@ from ._constants import (
     ENOTSUPP,
 )
 from ._map import ArrayMap, Batch, BatchCount, MapInfo, MapRegion, kernel_available
+from ._object import BpfObject
+from ._program import Link, Program, TestRun
+from ._section import Section, Variable
 
 __version__ = "0.1.0"
 
@@ -65,6 +68,12 @@ __all__ = [
     "ArrayMap",
     "Batch",
     "BatchCount",
+    "BpfObject",
+    "Link",
+    "Program",
+    "Section",
+    "TestRun",
+    "Variable",
     "MapInfo",
     "MapRegion",
     "kernel_available",

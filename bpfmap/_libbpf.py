@@ -1,0 +1,141 @@
+"""libbpf, the field's own BPF object loader, through cffi in ABI mode (loaded at run time).
+
+bpfmap does not link libbpf: ``libbpf.so.1`` (>= 1.0, whose functions return ``-errno`` or
+NULL with ``errno`` set) is opened on first use, so the map API works on machines without it.
+Only what bpfmap calls is declared. Every ``*_opts`` struct is declared in its oldest layout
+with ``sz`` set from that layout: libbpf refuses ``sz = 0`` and a larger struct whose tail it
+does not know is non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cffi import FFI  # type: ignore[import-untyped]
+
+ffi = FFI()
+ffi.cdef(
+    """
+    struct bpf_object;
+    struct bpf_map;
+    struct bpf_program;
+    struct bpf_link;
+    struct btf;
+
+    struct bpf_insn { uint8_t code; uint8_t regs; int16_t off; int32_t imm; };
+
+    /* include/uapi/linux/btf.h */
+    struct btf_type { uint32_t name_off; uint32_t info; uint32_t size_or_type; };
+    struct btf_member { uint32_t name_off; uint32_t type; uint32_t offset; };
+    struct btf_array { uint32_t type; uint32_t index_type; uint32_t nelems; };
+    struct btf_enum { uint32_t name_off; int32_t val; };
+    struct btf_enum64 { uint32_t name_off; uint32_t val_lo32; uint32_t val_hi32; };
+    struct btf_var { uint32_t linkage; };
+    struct btf_var_secinfo { uint32_t type; uint32_t offset; uint32_t size; };
+
+    /* libbpf 1.0's layout (bpf.h); batch_size is its last field. */
+    struct bpf_test_run_opts {
+        size_t sz;
+        const void *data_in;
+        void *data_out;
+        uint32_t data_size_in;
+        uint32_t data_size_out;
+        const void *ctx_in;
+        void *ctx_out;
+        uint32_t ctx_size_in;
+        uint32_t ctx_size_out;
+        uint32_t retval;
+        int repeat;
+        uint32_t duration;
+        uint32_t flags;
+        uint32_t cpu;
+        uint32_t batch_size;
+    };
+
+    uint32_t libbpf_major_version(void);
+    uint32_t libbpf_minor_version(void);
+    void *libbpf_set_print(void *fn);
+    const char *libbpf_bpf_prog_type_str(int t);
+    const char *libbpf_bpf_map_type_str(int t);
+
+    struct bpf_object *bpf_object__open_file(const char *path, const void *opts);
+    int bpf_object__load(struct bpf_object *obj);
+    void bpf_object__close(struct bpf_object *obj);
+    const char *bpf_object__name(const struct bpf_object *obj);
+    struct btf *bpf_object__btf(const struct bpf_object *obj);
+    struct bpf_map *bpf_object__next_map(const struct bpf_object *obj, const struct bpf_map *map);
+    struct bpf_program *bpf_object__next_program(const struct bpf_object *obj,
+                                                 struct bpf_program *prog);
+
+    const char *bpf_map__name(const struct bpf_map *map);
+    int bpf_map__fd(const struct bpf_map *map);
+    int bpf_map__type(const struct bpf_map *map);
+    uint32_t bpf_map__key_size(const struct bpf_map *map);
+    uint32_t bpf_map__value_size(const struct bpf_map *map);
+    uint32_t bpf_map__max_entries(const struct bpf_map *map);
+    uint32_t bpf_map__map_flags(const struct bpf_map *map);
+    _Bool bpf_map__is_internal(const struct bpf_map *map);
+    uint32_t bpf_map__btf_value_type_id(const struct bpf_map *map);
+    void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);
+    int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
+
+    const char *bpf_program__name(const struct bpf_program *prog);
+    const char *bpf_program__section_name(const struct bpf_program *prog);
+    int bpf_program__type(const struct bpf_program *prog);
+    int bpf_program__fd(const struct bpf_program *prog);
+    const struct bpf_insn *bpf_program__insns(const struct bpf_program *prog);
+    size_t bpf_program__insn_cnt(const struct bpf_program *prog);
+    int bpf_program__set_log_buf(struct bpf_program *prog, char *log_buf, size_t log_size);
+    struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+    int bpf_link__destroy(struct bpf_link *link);
+    int bpf_prog_test_run_opts(int prog_fd, struct bpf_test_run_opts *opts);
+
+    uint32_t btf__type_cnt(const struct btf *btf);
+    const struct btf_type *btf__type_by_id(const struct btf *btf, uint32_t id);
+    const char *btf__name_by_offset(const struct btf *btf, uint32_t offset);
+    """
+)
+
+SONAME = "libbpf.so.1"
+_lib: Any = None
+
+
+class LibbpfMissing(ImportError):
+    """libbpf.so.1 could not be loaded (or is older than 1.0)."""
+
+
+def lib() -> Any:
+    """The loaded libbpf, opened on first use; :class:`LibbpfMissing` names what to install."""
+    global _lib
+    if _lib is None:
+        try:
+            loaded: Any = ffi.dlopen(SONAME)
+        except OSError as exc:
+            raise LibbpfMissing(
+                f"BPF objects need libbpf >= 1.0 ({SONAME}): install it with your package "
+                f"manager (Debian/Ubuntu: libbpf1, Fedora: libbpf); {exc}"
+            ) from None
+        if loaded.libbpf_major_version() < 1:
+            raise LibbpfMissing(f"BPF objects need libbpf >= 1.0; {SONAME} is older")
+        # libbpf prints warnings on stderr by default: a library must not. Its failures reach
+        # the caller as errno, and the verifier log through each program's log buffer.
+        loaded.libbpf_set_print(ffi.NULL)
+        _lib = loaded
+    return _lib
+
+
+def version() -> str:
+    libbpf = lib()
+    return f"{libbpf.libbpf_major_version()}.{libbpf.libbpf_minor_version()}"
+
+
+def string(ptr: Any) -> str:
+    """A C string from libbpf (NULL reads as the empty string)."""
+    return "" if ptr == ffi.NULL else ffi.string(ptr).decode("utf-8", "replace")
+
+
+def last_error(what: str) -> OSError:
+    """The OSError for a libbpf call that returned NULL and set errno."""
+    err = ffi.errno or 22
+    return OSError(err, f"{what}: {os.strerror(err)}")
