@@ -36,6 +36,7 @@ from ._map import ArrayMap, Batch, BatchCount, MapInfo, MapRegion, kernel_availa
 from ._object import BpfObject
 from ._program import Link, Program, TestRun
 from ._section import Section, Variable
+from ._typedmap import TypedArray
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "Program",
     "Section",
     "TestRun",
+    "TypedArray",
     "Variable",
     "MapInfo",
     "MapRegion",

@@ -14,9 +14,12 @@ import mmap as _mmap
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, Union
 
 from . import _constants as C
+
+if TYPE_CHECKING:
+    from ._typedmap import TypedArray
 from ._core import ffi, lib
 
 BACKENDS = {"emulated": 0, "kernel": 1}
@@ -850,6 +853,13 @@ class ArrayMap:
     def items(self) -> Iterator[tuple[int, bytes]]:
         for key in self:
             yield key, self.lookup(key)
+
+    def typed(self, vtype: Any) -> TypedArray:
+        """The map seen through a value type (a ctypes type or a NumPy dtype of exactly
+        ``value_size`` bytes): ``t[i]`` typed, ``t.values()`` as one NumPy array."""
+        from ._typedmap import TypedArray
+
+        return TypedArray(self, vtype)
 
 
 def _buffer_view(value: Any, what: str, writable: bool) -> tuple[int, bool]:
