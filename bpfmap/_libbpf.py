@@ -34,6 +34,17 @@ ffi.cdef(
     struct btf_var { uint32_t linkage; };
     struct btf_var_secinfo { uint32_t type; uint32_t offset; uint32_t size; };
 
+    /* libbpf 1.0's layout (libbpf.h), up to the last field bpfmap sets: sz says where it
+       ends, and libbpf reads the fields past it as unset. */
+    struct bpf_object_open_opts {
+        size_t sz;
+        const char *object_name;
+        _Bool relaxed_maps;
+        const char *pin_root_path;
+        uint32_t removed_attach_prog_fd;
+        const char *kconfig;
+    };
+
     /* libbpf 1.0's layout (bpf.h); batch_size is its last field. */
     struct bpf_test_run_opts {
         size_t sz;
@@ -59,7 +70,8 @@ ffi.cdef(
     const char *libbpf_bpf_prog_type_str(int t);
     const char *libbpf_bpf_map_type_str(int t);
 
-    struct bpf_object *bpf_object__open_file(const char *path, const void *opts);
+    struct bpf_object *bpf_object__open_file(const char *path,
+                                             const struct bpf_object_open_opts *opts);
     int bpf_object__load(struct bpf_object *obj);
     void bpf_object__close(struct bpf_object *obj);
     const char *bpf_object__name(const struct bpf_object *obj);

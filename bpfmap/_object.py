@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import _libbpf
+from . import _kconfig, _libbpf
 from ._btf import Btf
 from ._map import ArrayMap
 from ._program import Program
@@ -28,6 +28,7 @@ _BPF_MAP_TYPE_ARRAY = 2
 # libbpf freezes these after filling them (bpf_object__populate_internal_map).
 _FROZEN_SECTIONS = (".rodata", ".kconfig")
 _LOG_SIZE = 1 << 20
+_KCONFIG = ".kconfig"
 
 
 class BpfObject:
@@ -47,19 +48,36 @@ class BpfObject:
     _maps: dict[str, ArrayMap | int]
     _section_maps: dict[str, Any]
     _map_handles: dict[str, Any]
+    _kconfig: str | None
+    _kconfig_keep: Any
 
     def __init__(self) -> None:
         raise TypeError("use BpfObject.open(path, backend=...)")
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, backend: str = "emulated") -> BpfObject:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        backend: str = "emulated",
+        kconfig: str | None = None,
+    ) -> BpfObject:
+        """Open an object file (no privileges needed). ``kconfig``: Kconfig lines
+        (``CONFIG_X=y``, one per line) that take precedence over the running kernel's
+        config for the ``.kconfig`` externs, as libbpf's ``kconfig`` open option."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be 'emulated' or 'kernel', not {backend!r}")
         p = os.fspath(path)
         if not isinstance(p, str):
             raise TypeError("path must be str or os.PathLike[str]")
-        libbpf = _libbpf.lib()
-        handle = libbpf.bpf_object__open_file(os.fsencode(p), _libbpf.ffi.NULL)
+        if kconfig is not None and not isinstance(kconfig, str):
+            raise TypeError(f"kconfig must be str, not {type(kconfig).__name__}")
+        libbpf, ffi = _libbpf.lib(), _libbpf.ffi
+        opts = ffi.new("struct bpf_object_open_opts *")
+        opts.sz = ffi.sizeof("struct bpf_object_open_opts")
+        keep = ffi.new("char[]", kconfig.encode()) if kconfig is not None else ffi.NULL
+        opts.kconfig = keep
+        handle = libbpf.bpf_object__open_file(os.fsencode(p), opts)
         if handle == _libbpf.ffi.NULL:
             raise _libbpf.last_error(f"open {p}")
         self = object.__new__(cls)
@@ -67,6 +85,8 @@ class BpfObject:
         self.path = p
         self.backend = backend
         self.loaded = False
+        self._kconfig = kconfig
+        self._kconfig_keep = keep  # libbpf keeps the pointer until load
         self._maps = {}
         try:
             self._collect()
@@ -157,6 +177,8 @@ class BpfObject:
     def _load_kernel(self) -> None:
         libbpf, ffi = _libbpf.lib(), _libbpf.ffi
         for name, section in self.sections.items():
+            if name == _KCONFIG:
+                continue  # libbpf fills it at load
             m = self._section_maps[name]
             rc = libbpf.bpf_map__set_initial_value(m, section.raw(), section.size)
             if rc < 0:
@@ -203,7 +225,10 @@ class BpfObject:
             for name, m in self._section_maps.items():
                 created.append(self._emulated_map(m))
                 section = self.sections[name]
-                created[-1].update(0, section.raw())
+                value = section.raw()
+                if name == _KCONFIG:  # what libbpf reads from the running kernel
+                    value = _kconfig.fill(section.size, section.variables, self._kconfig)
+                created[-1].update(0, value)
                 if name.startswith(_FROZEN_SECTIONS):
                     created[-1].freeze()
             for m in self._map_handles.values():

@@ -90,6 +90,9 @@ class Section:
 
     def __setitem__(self, name: str, value: Any) -> None:
         data = self._codec(name).encode(value)
+        if self.name == ".kconfig" and self.map is None:
+            raise ValueError(f".kconfig.{name}: the kernel's config and version fill "
+                             ".kconfig at load; it has no initial value to set")
         try:
             self._state.write(self.variables[name].offset, data)
         except OSError as exc:
