@@ -396,3 +396,43 @@ def test_struct_views_are_ctypes(obj: BpfObject) -> None:
     cfg = obj.rodata.cfg
     assert isinstance(cfg, ctypes.Structure) and ctypes.sizeof(cfg) == 12
     assert type(obj.data.word).__mro__[1] is ctypes.Union
+
+
+def test_other_map_types_are_descriptors_on_the_kernel() -> None:
+    require_kernel()
+    with BpfObject.open(BPF / "hashmap.bpf.o", backend="kernel") as o:
+        o.load()
+        fd = o.maps["seen"]
+        assert isinstance(fd, int) and os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:bpf-map"
+        with pytest.raises(OSError) as info:
+            o.programs["remember"].attach()  # XDP attaches to an interface, not by section
+        assert info.value.errno == errno.EOPNOTSUPP
+
+
+def test_other_map_types_refuse_to_load_emulated() -> None:
+    with BpfObject.open(BPF / "hashmap.bpf.o") as o:
+        with pytest.raises(OSError, match="map seen: .* array maps only, not hash") as info:
+            o.load()
+        assert info.value.errno == errno.EOPNOTSUPP
+        assert not o.loaded and o.maps == {} and o.bss.map is None
+        o.bss.last = 3  # still usable as an opened object
+        assert o.bss.last == 3
+
+
+def test_section_through_syscalls_where_not_mmapable(backend: str) -> None:
+    from bpfmap._btf import BtfVar
+    from bpfmap._section import Section
+
+    with BpfObject.open(GLOBALS) as o:
+        counter = o.bss.variables["counter"]
+    sec = Section(".bss", 0, bytes(8), [BtfVar("counter", 0, 8, counter.type)])
+    sec.counter = 5
+    sec._loaded(ArrayMap(8, 1, backend=backend))  # no BPF_F_MMAPABLE: lookup/update
+    assert sec.access == "syscall" and sec.counter == 0 and not sec.readonly
+    sec.counter = 9
+    assert sec.map is not None and sec.map.lookup(0) == (9).to_bytes(8, sys.byteorder)
+    sec.map.freeze()
+    assert sec.readonly
+    with pytest.raises(PermissionError):
+        sec.counter = 1
+    sec.close()
