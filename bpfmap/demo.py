@@ -82,7 +82,10 @@ def main(argv: list[str]) -> int:
         print(f"{title:<{width}} " + " ".join(f"{r:<14}" for r in results) + f" {mark}")
     if reason:
         print(f"\nkernel backend skipped: {reason}")
-        return 0
-    ids = ", ".join(f"{b} id {states[b]['m'].id}" for b in backends)
-    print(f"\n{agree}/{len(steps)} steps agree ({ids}: each side numbers its own maps)")
+    else:
+        ids = ", ".join(f"{b} id {states[b]['m'].id}" for b in backends)
+        print(f"\n{agree}/{len(steps)} steps agree ({ids}: each side numbers its own maps)")
+    from . import demo_program
+
+    demo_program.main(reason)
     return 0

@@ -1,6 +1,6 @@
 """BPF objects: a clang-built .bpf.o opened on both backends, its globals typed and live.
 
-The objects are built from tests/bpf/*.bpf.c (tests/bpf/build.sh; CI checks the committed
+The objects are built from tests/bpf/*.bpf.c (tools/bpf-objects.sh; CI checks the committed
 objects against clang). Differential tests open the same object on both backends and compare
 sections, variables, bytes, flags, frozen state and errno; kernel tests run the programs.
 """

@@ -1,7 +1,7 @@
 // Global data of every kind, for bpfmap's object tests: .rodata knobs, .bss counters, .data
 // initial values, custom sections, arrays, structs, nested structs, enums and unions, and
 // an explicit mmapable array map, used by XDP, raw tracepoint and syscall programs.
-// Build: clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu -c globals.bpf.c
+// Build: tools/bpf-objects.sh (clang -O2 -g -target bpf).
 #include <linux/bpf.h>
 
 #define SEC(name) __attribute__((section(name), used))
