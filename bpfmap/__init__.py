@@ -37,8 +37,7 @@ from ._object import BpfObject
 from ._program import Link, Program, TestRun
 from ._section import Section, Variable
 from ._typedmap import TypedArray
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 __all__ = [
     "BPF_ANY",
