@@ -81,7 +81,8 @@ class BpfObject:
         if handle == _libbpf.ffi.NULL:
             raise _libbpf.last_error(f"open {p}")
         self = object.__new__(cls)
-        self._obj = handle
+        # libbpf's object is closed by close(), or when the last reference goes.
+        self._obj = ffi.gc(handle, libbpf.bpf_object__close)
         self.path = p
         self.backend = backend
         self.loaded = False
@@ -285,7 +286,7 @@ class BpfObject:
             if isinstance(amap, ArrayMap):
                 amap.close()
         self._maps = {}
-        _libbpf.lib().bpf_object__close(self._obj)
+        _libbpf.ffi.release(self._obj)  # bpf_object__close, now
         self._obj = None
 
     def __enter__(self) -> BpfObject:

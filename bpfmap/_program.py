@@ -33,7 +33,8 @@ class Link:
     """An attached program; ``close()`` (or the end of a ``with``) detaches it."""
 
     def __init__(self, handle: Any, program: str) -> None:
-        self._link = handle
+        # Detached by close(), or when the last reference goes.
+        self._link: Any = _libbpf.ffi.gc(handle, _libbpf.lib().bpf_link__destroy)
         self.program = program
 
     @property
@@ -42,16 +43,13 @@ class Link:
 
     def close(self) -> None:
         if self._link is not None:
-            _libbpf.lib().bpf_link__destroy(self._link)
+            _libbpf.ffi.release(self._link)  # bpf_link__destroy, now
             self._link = None
 
     def __enter__(self) -> Link:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
         self.close()
 
     def __repr__(self) -> str:
