@@ -28,7 +28,10 @@ from conftest import IN_CI, KERNEL_UNAVAILABLE, require_kernel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bpfmap import cli_map
+from bpfmap.cli import common, json_writer
+from bpfmap.cli import libc as cli_libc
+from bpfmap.cli import map as map_command
+from bpfmap.cli.map import handles
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "map-verbs.sh"
@@ -59,7 +62,7 @@ def bpftool(*args: str) -> Run:
 
 def on_bpffs() -> bool:
     try:
-        return os.statvfs(BPFFS) is not None and cli_map._is_bpffs(BPFFS) is True
+        return os.statvfs(BPFFS) is not None and handles._is_bpffs(BPFFS) is True
     except OSError:
         return False
 
@@ -235,7 +238,7 @@ def test_shapes_emulated_as_kernel(
                 # ... and bpfmap on the kernel map is bpftool, byte for byte.
                 assert bpfmap(*command, "pinned", kpath, *extra) == theirs
             shown = json.loads(bpfmap("-j", "show", "pinned", epath).out)
-            assert shown["bytes_memlock"] == cli_map.emulated_memlock(
+            assert shown["bytes_memlock"] == handles.emulated_memlock(
                 value_size, max_entries, flags
             )
         finally:
@@ -462,7 +465,7 @@ def test_help() -> None:
     """help, no verb, -h and --help: bpftool's usage text, for the verbs bpfmap has."""
     for args in (["help"], [], ["-h"], ["--help"], ["show", "-h"]):
         run = bpfmap(*args)
-        assert run == Run(0, b"", cli_map.HELP.format(bin="bpfmap", obj="map").encode()), args
+        assert run == Run(0, b"", map_command.HELP.format(bin="bpfmap", obj="map").encode()), args
     assert bpfmap("-j", "help") == Run(0, b"null\n", b"")
     assert bpfmap("-j") == Run(0, b"null\n", b"")
     unknown = bpfmap("bogus")
@@ -476,7 +479,7 @@ def test_help_reads_like_bpftool() -> None:
             pytest.fail("CI=true but bpftool is not installed")
         pytest.skip("bpftool is not installed")
     theirs = bpftool("help").err.decode().replace("bpftool map", "bpfmap map").splitlines()
-    ours = cli_map.HELP.format(bin="bpfmap", obj="map").splitlines()
+    ours = map_command.HELP.format(bin="bpfmap", obj="map").splitlines()
     kept = [line for line in ours if line.startswith(("Usage:", "       bpfmap map"))]
     assert len(kept) == 15
     for line in kept:
@@ -523,7 +526,7 @@ def test_strtoul_is_libc(text: str, base: int) -> None:
     end = ctypes.c_char_p()
     value = libc.strtoul(buf, ctypes.byref(end), base)
     consumed = ctypes.cast(end, ctypes.c_void_p).value - ctypes.addressof(buf)  # type: ignore[operator]
-    assert cli_map.strtoul(text, base) == (value, text[consumed:])
+    assert cli_libc.strtoul(text, base) == (value, text[consumed:])
 
 
 @given(st.text(alphabet="/ab.", max_size=12))
@@ -531,7 +534,7 @@ def test_strtoul_is_libc(text: str, base: int) -> None:
 def test_dirname_is_glibc(path: str) -> None:
     buf = ctypes.create_string_buffer(path.encode())
     result = libc.dirname(buf).decode()
-    assert cli_map.c_dirname(path) == (result, buf.value.decode())
+    assert cli_libc.c_dirname(path) == (result, buf.value.decode())
 
 
 def test_json_writer_is_bpftools() -> None:
@@ -543,8 +546,8 @@ def test_json_writer_is_bpftools() -> None:
                '    }\n]\n'),
     ):  # fmt: skip
         buf = io.StringIO()
-        out = cli_map._Out(buf)
-        jw = cli_map.JsonWriter(out, pretty)
+        out = common.Output(buf)
+        jw = json_writer.JsonWriter(out, pretty)
         jw.start_array()
         jw.start_object()
         jw.name("key")
@@ -582,7 +585,7 @@ def test_never_crashes(emulated_pin: str, words: list[str]) -> None:
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     try:
-        rc = cli_map.main(argv)
+        rc = map_command.main(argv)
     finally:
         sys.stdout, sys.stderr = saved
     out.flush()
