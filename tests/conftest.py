@@ -17,7 +17,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 #: The stress family: hostile input, crashes, concurrency, properties. They carry the
 #: ``stress`` marker so ``python -m pytest tests -m "not stress"`` is a fast inner loop;
 #: CI and the README's command run everything.
-STRESS_MODULES = frozenset({"test_hostile", "test_crashes", "test_concurrency", "test_properties"})
+STRESS_MODULES = frozenset(
+    {"test_hostile", "test_object_hostile", "test_crashes", "test_concurrency", "test_properties"}
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
