@@ -63,7 +63,7 @@ class _Names:
             name = "_" + name
         if name.startswith("__"):
             name = "v" + name  # a class body would mangle it
-        while keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in self.taken:
+        while keyword.iskeyword(name) or name in self.taken:
             name += "_"
         self.taken.add(name)
         return name
@@ -140,7 +140,7 @@ class _Writer:
         lines += ['    _layout_ = "ms"  # _pack_ means this layout (Python 3.14 asks for it)',
                   "    _pack_ = 1"]
         if anonymous:
-            lines.append(f"    _anonymous_ = {sorted(anonymous)!r}".replace("'", '"'))
+            lines.append(f"    _anonymous_ = ({', '.join(map(_str, sorted(anonymous)))},)")
         lines.append("    _fields_ = [")
         lines += [f'        ("{fname}", {spec}),' for fname, spec in specs]
         lines.append("    ]")

@@ -299,7 +299,8 @@ def main(argv: list[str]) -> int:
     try:
         words = ctx.parse_options(list(argv))
         if not words:
-            code = ctx.do_help()
+            ctx.do_help()
+            code = -1  # a script that lost its verb must not succeed
         else:
             args = Args(words, 1)
             for name, fn in VERBS:
