@@ -361,7 +361,8 @@ class _Writer:
             "",
             *std,
             "",
-            "from bpfmap import ArrayMap, BpfObject, Program, Section",
+            "from bpfmap import ArrayMap, BpfObject, Program"
+            + (", Section" if self.obj.sections else ""),
         ]
         if "numpy" in self.uses:
             lines += ["", "if TYPE_CHECKING:", "    import numpy", "    import numpy.typing"]

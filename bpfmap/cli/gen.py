@@ -14,7 +14,7 @@ import tempfile
 
 from .._skeleton import generate
 from .common import Args, Context, Exit, errno_of, is_prefix
-from .object import open_object
+from .object import describe_error, open_object
 
 BIN = "bpfmap"
 
@@ -93,14 +93,14 @@ def do_skeleton(ctx: Context, args: Args, output: str | None) -> int:
         text = exc.strerror or str(exc)
         ctx.p_err(text if path in text else f"{path}: {text}")
         return -1
-    except ValueError as exc:
-        ctx.p_err(str(exc))
+    except Exception as exc:  # not ELF, no BTF, BTF bpfmap cannot lay out: one line
+        ctx.p_err(describe_error(path, exc))
         return -1
     try:
         with obj:
             text = generate(obj, name=name, output=output)
-    except ValueError as exc:
-        ctx.p_err(str(exc))
+    except Exception as exc:
+        ctx.p_err(describe_error(path, exc))
         return -1
     if output is None:
         ctx.print(text)

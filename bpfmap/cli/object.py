@@ -75,6 +75,7 @@ def open_object(path: str) -> BpfObject:
     if magic != b"\x7fELF":
         raise ValueError(f"{path}: not an ELF file (a BPF object is built with "
                          "clang -O2 -g -target bpf)")
+    _probe(path)
     try:
         return BpfObject.open(path)
     except OSError as exc:
@@ -82,6 +83,26 @@ def open_object(path: str) -> BpfObject:
         if reason is None:
             raise
         raise OSError(exc.errno, f"{path}: {reason}") from None
+
+
+def _probe(path: str) -> None:
+    """Let libbpf parse the file in a child first: libbpf 1.1 was seen to crash (SIGSEGV)
+    on a corrupted ELF, and a command must fail with a message, never die of a signal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: parse, and report only by surviving
+        try:
+            libbpf, ffi = _libbpf.lib(), _libbpf.ffi
+            opts = ffi.new("struct bpf_object_open_opts *")
+            opts.sz = ffi.sizeof("struct bpf_object_open_opts")
+            libbpf.bpf_object__open_file(os.fsencode(path), opts)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        raise ValueError(f"{path}: a malformed BPF object (libbpf died of signal "
+                         f"{os.WTERMSIG(status)} parsing it)")
 
 
 # -- values -----------------------------------------------------------------
@@ -94,6 +115,8 @@ def _is_char(t: BtfType | None) -> bool:
 def btf_value(t: BtfType, data: bytes) -> Json:
     """A variable's bytes as JSON, as bpftool's BTF dumper shows them: numbers, enumerator
     names, char arrays as strings, arrays as lists, structs and unions as objects."""
+    if len(data) < t.size:
+        return None  # the DATASEC gives the variable fewer bytes than its type: no value
     if t.kind in ("int", "pointer", "enum"):
         number = int.from_bytes(data[: t.size], sys.byteorder, signed=t.signed)
         if t.kind == "enum":
@@ -262,6 +285,14 @@ def show_plain(ctx: Context, d: dict[str, Any]) -> None:
     ctx.print("\n".join(lines) + "\n")
 
 
+def describe_error(path: str, exc: Exception) -> str:
+    """One line for what went wrong with an object (corrupted BTF gives odd exceptions)."""
+    text = str(exc).split("\n", 1)[0]
+    if not isinstance(exc, ValueError):
+        return f"{path}: cannot read the object ({type(exc).__name__}: {text})"
+    return text if path in text else f"{path}: {text}"
+
+
 def do_show(ctx: Context, args: Args) -> int:
     if args.argc != 1:
         ctx.p_err("'show' takes one FILE" if args.argc == 0 else
@@ -274,11 +305,15 @@ def do_show(ctx: Context, args: Args) -> int:
         text = exc.strerror or str(exc)
         ctx.p_err(text if path in text else f"{path}: {text}")
         return -1
-    except ValueError as exc:  # not ELF, no BTF, a type bpfmap cannot lay out
-        ctx.p_err(str(exc))
+    except Exception as exc:  # not ELF, no BTF, BTF bpfmap cannot lay out: one line
+        ctx.p_err(describe_error(path, exc))
         return -1
-    with obj:
-        d = describe(obj)
+    try:
+        with obj:
+            d = describe(obj)
+    except Exception as exc:
+        ctx.p_err(describe_error(path, exc))
+        return -1
     if ctx.json is not None:
         json_value(ctx.json, d)
     else:
