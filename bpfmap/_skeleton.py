@@ -455,15 +455,20 @@ def generate(obj: BpfObject, *, name: str | None = None, output: str | None = No
     the module will be written; the object's path is then stored relative to it (the two
     move together), else absolute.
     """
-    cls = name if name is not None else _camel(obj.name)
-    if not cls.isidentifier() or keyword.iskeyword(cls) or cls in _MODULE_NAMES:
-        raise ValueError(f"{cls!r} cannot name the skeleton's class: give a Python identifier")
+    cls = check_class_name(name if name is not None else _camel(obj.name))
     path = os.path.abspath(obj.path)
     if output is not None:
         rel = os.path.relpath(path, os.path.dirname(os.path.abspath(output)))
         if not rel.startswith(os.pardir):  # the object is in the module's folder (or below)
             return _Writer(obj, cls, rel, True).module()
     return _Writer(obj, cls, path, False).module()
+
+
+def check_class_name(cls: str) -> str:
+    """``cls`` if it can name the skeleton's class, else a ValueError saying why."""
+    if not cls.isidentifier() or keyword.iskeyword(cls) or cls in _MODULE_NAMES:
+        raise ValueError(f"{cls!r} cannot name the skeleton's class: give a Python identifier")
+    return cls
 
 
 def _identifiers(obj: BpfObject) -> set[str]:

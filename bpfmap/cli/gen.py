@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 
-from .._skeleton import generate
+from .._skeleton import check_class_name, generate
 from .common import Args, Context, Exit, errno_of, is_prefix
 from .object import describe_error, open_object
 
@@ -87,6 +87,11 @@ def do_skeleton(ctx: Context, args: Args, output: str | None) -> int:
             return -1
         args.next()
         name = args.next()
+        try:
+            check_class_name(name)
+        except ValueError as exc:
+            ctx.p_err(str(exc))
+            return -1
     try:
         obj = open_object(path)
     except OSError as exc:
