@@ -219,6 +219,44 @@ def test_emulated_values_are_live(globals_skel: Any) -> None:
         skel.rodata.cfg = b"short"
 
 
+UNPRIVILEGED_USE = """\
+import sys
+
+from counter_skel import Counter
+
+with Counter.open() as skel:  # the emulated backend
+    skel.rodata.target_tgid = 1234
+    skel.load()
+    skel.bss.total = 7
+    skel.bss.syscalls[3] = 9
+    value = skel.maps.bss.lookup(0)
+    print(value[4096:4104] == (7).to_bytes(8, sys.byteorder), value[24:32] == bytes([9]) + bytes(7),
+          skel.maps.rodata.lookup(0) == (1234).to_bytes(4, sys.byteorder), skel.rodata.map.frozen)
+    try:
+        skel.programs.count_packets.test_run(bytes(64))
+    except NotImplementedError as exc:
+        print(type(exc).__name__)
+"""
+
+
+def test_emulated_without_privileges(folder: Path) -> None:
+    """The skeleton opens, loads and shares the values without CAP_BPF or CAP_SYS_ADMIN."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0 and setpriv is None:
+        if IN_CI:
+            pytest.fail("CI=true but setpriv is missing")
+        pytest.skip("setpriv is not installed")
+    (folder / "unprivileged.py").write_text(UNPRIVILEGED_USE)
+    cmd = [sys.executable, "unprivileged.py"]
+    if os.geteuid() == 0:
+        assert setpriv is not None
+        cmd = [setpriv, "--bounding-set", "-bpf,-sys_admin,-perfmon", *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=folder,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    expected = "True True True True\nNotImplementedError\n"
+    assert (r.returncode, r.stdout, r.stderr) == (0, expected, "")
+
+
 def test_stale_skeleton_is_refused(folder: Path) -> None:
     module = load(folder, "globals_skel")
     with pytest.raises(ValueError, match="regenerate it with bpfmap gen skeleton"):
