@@ -44,7 +44,7 @@ from bpfmap.conformance import (
 )
 
 RELEASE = platform.release()
-#: The documented, unavoidable differences (README, "Known differences").
+#: The documented, unavoidable differences (docs/emulation.md, "Known differences").
 KNOWN_DIFFERENCES = {"M18-ro-mprotect-exec", "M33-mremap-grow", "ST-mmap-data_map"}
 
 
