@@ -94,10 +94,6 @@ def do_skeleton(ctx: Context, args: Args, output: str | None) -> int:
             return -1
     try:
         obj = open_object(path)
-    except OSError as exc:
-        text = exc.strerror or str(exc)
-        ctx.p_err(text if path in text else f"{path}: {text}")
-        return -1
     except Exception as exc:  # not ELF, no BTF, BTF bpfmap cannot lay out: one line
         ctx.p_err(describe_error(path, exc))
         return -1

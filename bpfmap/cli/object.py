@@ -12,6 +12,7 @@ stdout in JSON mode, as bpftool does) and a non-zero exit status.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 import sys
@@ -57,6 +58,7 @@ _LIBBPF_ERRORS = {
     4009: "incorrect kernel version",
     4010: "kernel does not support this program type",
 }
+_LIBBPF_ERRNO_FORMAT = 4001
 # Plain output shows this many items of a long array, then how many more there are.
 _SHOWN_ITEMS = 16
 
@@ -69,40 +71,30 @@ def flag_names(flags: int) -> list[str]:
 
 
 def open_object(path: str) -> BpfObject:
-    """The object, opened on the emulated backend; OSError/ValueError with a one-line reason."""
-    with open(path, "rb") as f:  # FileNotFoundError, IsADirectoryError, PermissionError
-        magic = f.read(4)
-    if magic != b"\x7fELF":
-        raise ValueError(f"{path}: not an ELF file (a BPF object is built with "
-                         "clang -O2 -g -target bpf)")
-    _probe(path)
+    """The object, opened on the emulated backend (BpfObject.open refuses what is not a
+    regular file and lets libbpf parse the bytes in a child first); OSError/ValueError."""
     try:
         return BpfObject.open(path)
     except OSError as exc:
         reason = _LIBBPF_ERRORS.get(exc.errno or 0)
+        # libbpf's "invalid format" and an empty file's EINVAL: say so if it is not ELF.
+        if exc.errno in (_LIBBPF_ERRNO_FORMAT, errno.EINVAL) and os.path.isfile(path) \
+                and not _is_elf(path):
+            reason = "not an ELF file (a BPF object is built with clang -O2 -g -target bpf)"
         if reason is None:
             raise
         raise OSError(exc.errno, f"{path}: {reason}") from None
 
 
-def _probe(path: str) -> None:
-    """Let libbpf parse the file in a child first: libbpf 1.1 was seen to crash (SIGSEGV)
-    on a corrupted ELF, and a command must fail with a message, never die of a signal."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: parse, and report only by surviving
-        try:
-            libbpf, ffi = _libbpf.lib(), _libbpf.ffi
-            opts = ffi.new("struct bpf_object_open_opts *")
-            opts.sz = ffi.sizeof("struct bpf_object_open_opts")
-            libbpf.bpf_object__open_file(os.fsencode(path), opts)
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        raise ValueError(f"{path}: a malformed BPF object (libbpf died of signal "
-                         f"{os.WTERMSIG(status)} parsing it)")
+def _is_elf(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return True  # gone meanwhile: say what libbpf said
+    try:
+        return os.read(fd, 4) == b"\x7fELF"
+    finally:
+        os.close(fd)
 
 
 # -- values -----------------------------------------------------------------
@@ -286,11 +278,14 @@ def show_plain(ctx: Context, d: dict[str, Any]) -> None:
 
 
 def describe_error(path: str, exc: Exception) -> str:
-    """One line for what went wrong with an object (corrupted BTF gives odd exceptions)."""
-    text = str(exc).split("\n", 1)[0]
-    if not isinstance(exc, ValueError):
+    """One line for what went wrong with an object, naming the file once."""
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    text = text.split("\n", 1)[0]
+    if text.startswith(f"open {path}"):
+        text = text[len("open "):]
+    if not isinstance(exc, (OSError, ValueError)):
         return f"{path}: cannot read the object ({type(exc).__name__}: {text})"
-    return text if path in text else f"{path}: {text}"
+    return text if text.startswith(path) else f"{path}: {text}"
 
 
 def do_show(ctx: Context, args: Args) -> int:
@@ -301,11 +296,7 @@ def do_show(ctx: Context, args: Args) -> int:
     path = args.next()
     try:
         obj = open_object(path)
-    except OSError as exc:
-        text = exc.strerror or str(exc)
-        ctx.p_err(text if path in text else f"{path}: {text}")
-        return -1
-    except Exception as exc:  # not ELF, no BTF, BTF bpfmap cannot lay out: one line
+    except Exception as exc:  # missing, not ELF, no BTF, corrupted: one line
         ctx.p_err(describe_error(path, exc))
         return -1
     try:
