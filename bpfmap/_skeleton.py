@@ -197,13 +197,15 @@ class _Writer:
         self.uses.add("enum")
         members = _Names({"name", "value", "mro"})
         lines = [f"class {name}(enum.IntEnum):", f'    """enum {cname}."""', ""]
-        lines += [f"    {members.add(k, 'member')} = {v}" for k, v in t.enumerators.items()]
+        # Enum reserves _sunder_ names: a C enumerator with a leading underscore gains a v.
+        lines += [f"    {members.add('v' + k if k.startswith('_') else k, 'member')} = {v}"
+                  for k, v in t.enumerators.items()]
         self.types.append("\n".join(lines))
         return name
 
     # -- variables ----------------------------------------------------------
 
-    def variable(self, sec: str, attr: str, cname: str, t: BtfType, where: str,
+    def variable(self, attr: str, cname: str, t: BtfType, where: str,
                  writable: bool) -> list[str]:
         """A property for one variable: the getter's type is what the runtime returns."""
         key = _str(cname)
@@ -276,7 +278,7 @@ class _Writer:
         for v in sec.variables.values():
             where = f"offset {v.offset}, {v.size} bytes"
             lines.append("")
-            lines += self.variable(sec_name, props[v.name], v.name, v.type, where, writable)
+            lines += self.variable(props[v.name], v.name, v.type, where, writable)
         return name, "\n".join(lines)
 
     # -- programs and maps --------------------------------------------------
