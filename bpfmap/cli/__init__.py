@@ -40,6 +40,10 @@ COMMANDS: dict[str, CommandInfo] = {
         "bpfmap.cli.map",
         "bpftool's map verbs (show, create, dump, update, ...) on kernel and emulated maps",
     ),
+    "object": CommandInfo(
+        "bpfmap.cli.object", "what a BPF object file holds: sections, variables, maps, programs"
+    ),
+    "gen": CommandInfo("bpfmap.cli.gen", "generate a typed Python skeleton of a BPF object"),
     "conformance": CommandInfo(
         "bpfmap.conformance", "compare the emulation with the running kernel, scenario by scenario"
     ),
