@@ -24,6 +24,9 @@ from .core import (
     nothing,
     stmt_case,
 )
+from .dump import dump_cases
+from .peers import peer_cases
+from .programs import program_cases
 from .stream import stream_case
 
 lib: Any = importlib.import_module("bpfmap._core").lib  # cffi: no stubs
@@ -283,4 +286,7 @@ def cases(full: bool = False, kernel_reason: str | None = None) -> list[Case]:
             partial(stream_case, be),
             note="2 processes, 64-slot ring",
         )
+    out += peer_cases(kernel_reason)
+    out += program_cases(kernel_reason)
+    out += dump_cases(full, kernel_reason)
     return out

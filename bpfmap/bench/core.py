@@ -33,17 +33,27 @@ TARGET_LOOKUP_VS_NOOP = 1.5
 TARGET_UPDATE_VS_KERNEL = 2.0
 TARGET_REGION_VS_MMAP = 1.05
 TARGET_BATCH_VS_MEMCPY = 0.70
+TARGET_KERNEL_VS_BARE = 1.1  # issue 15: the kernel backend within 1.1x of a bare cffi call
 
 Runner = Callable[[int], int]
 
 
 @dataclass
 class Prepared:
-    """A set-up case: ``run(loops)`` returns the ns that ``loops`` operations took."""
+    """A set-up case: ``run(loops)`` returns the ns that ``loops`` operations took.
+
+    ``ops``: operations per loop (a program run that makes 100 map accesses: 100);
+    ``repeats``: at most this many repeats (a case whose one operation takes a second)."""
 
     run: Runner
     once: Callable[[], object]
     cleanup: Callable[[], None]
+    ops: int = 1
+    repeats: int | None = None
+
+
+class Skip(Exception):
+    """Raised by a case's setup when the case cannot run here: the message says why."""
 
 
 @dataclass

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .core import BACKEND_TITLES, BACKENDS, Result
 
 
-def plot(results: Sequence[Result], path: str) -> None:
+def plot(results: Sequence[Result], path: str, scale: dict[str, Any] | None = None) -> None:
     """ns/op per operation and backend (log scale), and cost against value_size and max_entries."""
     import matplotlib
 
@@ -25,7 +26,11 @@ def plot(results: Sequence[Result], path: str) -> None:
     fig = plt.figure(figsize=(15, 13))
     grid = fig.add_gridspec(2, 2, height_ratios=[2.2, 1])
     ax = fig.add_subplot(grid[0, :])
-    bars = [r for r in results if r.ns_per_op is not None and r.case.group != "value_size"]
+    bars = [
+        r
+        for r in results
+        if r.ns_per_op is not None and r.case.group != "value_size" and r.case.backend in BACKENDS
+    ]
     labels: list[str] = []
     for r in bars:
         if r.case.label not in labels:
@@ -89,4 +94,51 @@ def plot(results: Sequence[Result], path: str) -> None:
         sub.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    if scale:
+        _plot_scale(scale, path)
+
+
+def _plot_scale(scale: dict[str, Any], path: str) -> None:
+    """Beside ``path`` (``NAME-scale.png``): fill and create against max_entries, processes."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    styles = {"emulated": "-o", "kernel": "--s"}
+    for key, ax, title in (
+        ("fill_ns_per_entry", axes[0], "first fill: ns per entry"),
+        ("create_ns", axes[1], "create: ns"),
+    ):
+        series: dict[tuple[str, int], list[tuple[int, float]]] = {}
+        for c in scale["sizes"]:
+            series.setdefault((c["backend"], c["value_size"]), []).append(
+                (c["max_entries"], c[key])
+            )
+        for (backend, vs), pts in series.items():
+            if len(pts) > 1:
+                ax.plot(*zip(*sorted(pts)), styles[backend], label=f"{backend} {vs} B", ms=4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("max_entries")
+        ax.set_title(title)
+        ax.grid(which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    lines: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    for c in scale["processes"]:
+        lines.setdefault((c["backend"], c["op"], c["maps"]), []).append(
+            (c["processes"], c["ops_per_s"] / 1e6)
+        )
+    for (backend, op, maps), pts in lines.items():
+        style = styles[backend] if maps == "one shared" else styles[backend].replace("o", "x")
+        ax.plot(*zip(*sorted(pts)), style, label=f"{backend} {op}, {maps}", ms=4)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("processes")
+    ax.set_ylabel("M operations/s, all processes")
+    ax.set_title(f"N processes ({scale['cpus']} CPUs)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    stem, dot, ext = path.rpartition(".")
+    fig.savefig(f"{stem}-scale.{ext}" if dot else f"{path}-scale", dpi=110)
     plt.close(fig)

@@ -14,12 +14,14 @@ from .core import (
     BACKENDS,
     ELEMENT_VALUE_SIZE,
     TARGET_BATCH_VS_MEMCPY,
+    TARGET_KERNEL_VS_BARE,
     TARGET_LOOKUP_VS_KERNEL,
     TARGET_LOOKUP_VS_NOOP,
     TARGET_REGION_VS_MMAP,
     TARGET_UPDATE_VS_KERNEL,
     Result,
 )
+from .peers import BARE, PEER_TITLES
 
 
 def find(results: Sequence[Result], op: str, backend: str, **params: int) -> float | None:
@@ -133,6 +135,18 @@ def targets(results: Sequence[Result]) -> list[Target]:
                         False,
                     )
                 )
+    for op in ("lookup", "lookup_into", "update"):
+        bare = [(v, p) for p in BARE if (v := find(results, op, p, **vs)) is not None]
+        best = min(bare) if bare else None
+        out.append(
+            Target(
+                f"{op}: kernel backend / fastest bare cffi route",
+                ratio_of(find(results, op, "kernel", **vs), best[0] if best else None),
+                TARGET_KERNEL_VS_BARE,
+                False,
+                f"({PEER_TITLES[best[1]]})" if best else "",
+            )
+        )
     for op in ("lookup_batch", "lookup_batch_into", "update_batch"):
         ratio = ratio_of(memcpy, find(results, op, "emulated", values=1 << 20))
         # A lookup batch also writes 1M 4-byte keys: 12 MiB moved for 8 MiB of values.
@@ -157,7 +171,8 @@ def _grid(results: Sequence[Result]) -> tuple[list[str], list[tuple[str, list[st
     """The backends used, and per operation one cell per backend: "ns (kernel ns / ns)"."""
     rows: dict[str, dict[str, Result]] = {}
     for r in results:
-        rows.setdefault(r.case.label, {})[r.case.backend] = r
+        if r.case.backend in BACKENDS:  # the peers, programs, dumps have tables of their own
+            rows.setdefault(r.case.label, {})[r.case.backend] = r
     used = [b for b in BACKENDS if any(b in cols for cols in rows.values())]
     grid = []
     for label, cols in rows.items():

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .core import Case, Prepared, Result, Runner
+from .core import Case, Prepared, Result, Runner, Skip
 
 
 def calibrate(run: Runner, target_ns: int) -> int:
@@ -24,7 +24,9 @@ def calibrate(run: Runner, target_ns: int) -> int:
 
 def measure(prepared: Prepared, repeats: int, target_ns: int) -> tuple[float, list[float], int]:
     loops = calibrate(prepared.run, target_ns)
-    per_op = [prepared.run(loops) / loops for _ in range(repeats)]
+    if prepared.repeats is not None:
+        repeats = min(repeats, prepared.repeats)
+    per_op = [prepared.run(loops) / (loops * prepared.ops) for _ in range(repeats)]
     return statistics.median(per_op), per_op, loops
 
 
@@ -68,6 +70,9 @@ def run_cases(
             continue
         try:
             prepared = case.setup()
+        except Skip as exc:
+            results.append(Result(case, skipped=str(exc)))
+            continue
         except OSError as exc:
             results.append(Result(case, skipped=f"setup failed: {exc}"))
             continue
