@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from .cases import cases
 from .command import main
-from .core import Case, Prepared, Result
+from .core import Case, Prepared, Result, Skip
 from .runner import run_cases
 
-__all__ = ["Case", "Prepared", "Result", "cases", "main", "run_cases"]
+__all__ = ["Case", "Prepared", "Result", "Skip", "cases", "main", "run_cases"]

@@ -27,6 +27,7 @@ import ctypes
 import importlib
 import os
 import platform
+import warnings
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -126,7 +127,9 @@ def missing(peer: str) -> str | None:
         return f"no bpf() syscall number known for {platform.machine()}"
     elif peer in ("pylibbpf", "bpfmaps", "bcc"):
         try:
-            importlib.import_module(peer)
+            with warnings.catch_warnings():  # bpfmaps warns at import (importlib.resources)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                importlib.import_module(peer)
         except ImportError:
             how = (
                 "it is not on PyPI; Debian's python3-bpfcc gives it to the system Python"

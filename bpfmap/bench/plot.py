@@ -15,6 +15,10 @@ def plot(results: Sequence[Result], path: str, scale: dict[str, Any] | None = No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if scale and not any(r.case.backend in BACKENDS for r in results):
+        _plot_scale(scale, path, beside=False)  # --scale: the scale figure is the plot
+        return
+
     colors = {
         "emulated": "tab:blue",
         "kernel": "tab:red",
@@ -99,8 +103,9 @@ def plot(results: Sequence[Result], path: str, scale: dict[str, Any] | None = No
         _plot_scale(scale, path)
 
 
-def _plot_scale(scale: dict[str, Any], path: str) -> None:
-    """Beside ``path`` (``NAME-scale.png``): fill and create against max_entries, processes."""
+def _plot_scale(scale: dict[str, Any], path: str, beside: bool = True) -> None:
+    """Fill and create against max_entries, and N processes: beside ``path``
+    (``NAME-scale.png``), or at ``path`` itself when there is nothing else to draw."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
@@ -140,5 +145,7 @@ def _plot_scale(scale: dict[str, Any], path: str) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     stem, dot, ext = path.rpartition(".")
-    fig.savefig(f"{stem}-scale.{ext}" if dot else f"{path}-scale", dpi=110)
+    if beside:
+        path = f"{stem}-scale.{ext}" if dot else f"{path}-scale"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
