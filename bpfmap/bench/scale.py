@@ -10,8 +10,8 @@ emulated one. Median of :data:`REPEATS` fresh maps.
 
 Processes: N = 1, 2, 4, 8 forked processes each doing ``lookup`` (or ``update``) of its
 own key (keys a cache line apart) for about :data:`SLICE_S` seconds of work, on one shared
-map or on a map each; the aggregate throughput says what sharing costs. The machine's CPU
-count bounds what N processes can add.
+map or on a map each; the aggregate throughput (the median of :data:`REPEATS` runs) says
+what sharing costs. The machine's CPU count bounds what N processes can add.
 """
 
 from __future__ import annotations
@@ -117,13 +117,18 @@ def _per_op(m: ArrayMap, op: str) -> float:
     return (time.perf_counter_ns() - t0) / 2000
 
 
-def process_cell(backend: str, op: str, procs: int, shared: bool) -> dict[str, Any]:
-    """The median of :data:`REPEATS` runs of :func:`process_run` (by aggregate throughput)."""
-    runs = sorted(
-        (process_run(backend, op, procs, shared) for _ in range(REPEATS)),
-        key=lambda c: float(c["ops_per_s"]),
-    )
-    return runs[len(runs) // 2]
+def process_cells(backend: str, op: str, procs: int) -> list[dict[str, Any]]:
+    """One shared map and a map each, :data:`REPEATS` runs of each taken in turn (so that
+    another job's load falls on both alike); the median run of each, by throughput."""
+    runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for _ in range(REPEATS):
+        for shared in (True, False):
+            runs[shared].append(process_run(backend, op, procs, shared))
+    out = []
+    for shared in (True, False):
+        ranked = sorted(runs[shared], key=lambda c: float(c["ops_per_s"]))
+        out.append(ranked[len(ranked) // 2])
+    return out
 
 
 def process_run(backend: str, op: str, procs: int, shared: bool) -> dict[str, Any]:
@@ -188,11 +193,10 @@ def run(kernel_reason: str | None, progress: IO[str] | None = None) -> dict[str,
     processes = []
     for backend in backends:
         for op in ("lookup", "update"):
-            for shared in (True, False):
-                for procs in PROCESSES:
-                    if progress:
-                        print(f"scale: {backend} {op} x{procs} processes", file=progress)
-                    processes.append(process_cell(backend, op, procs, shared))
+            for procs in PROCESSES:
+                if progress:
+                    print(f"scale: {backend} {op} x{procs} processes", file=progress)
+                processes += process_cells(backend, op, procs)
     skipped = [] if not kernel_reason else [f"kernel backend unavailable: {kernel_reason}"]
     return {
         "sizes": sizes,
@@ -264,10 +268,21 @@ def text(report: dict[str, Any], md: bool = False) -> str:
     by: dict[tuple[str, str, str], dict[int, float]] = {}
     for c in report["processes"]:
         by.setdefault((c["backend"], c["op"], c["maps"]), {})[c["processes"]] = c["ops_per_s"]
-    rows = [
-        [b, op, maps, *(f"{cells[n] / 1e6:.2f} M/s" if n in cells else "" for n in PROCESSES)]
-        for (b, op, maps), cells in by.items()
-    ]
+    rows = []
+    for (b, op, maps), cells in sorted(by.items(), key=lambda kv: kv[0][:2]):
+        rows.append(
+            [b, op, maps, *(f"{cells[n] / 1e6:.2f} M/s" if n in cells else "" for n in PROCESSES)]
+        )
+        own = by.get((b, op, "one each"), {})
+        if maps == "one each":  # after both: shared / own, 1.00 when sharing costs nothing
+            shared = by.get((b, op, "one shared"), {})
+            rows.append(
+                [b, op, "shared / own"]
+                + [
+                    f"{shared[n] / own[n]:.2f}" if n in shared and n in own else ""
+                    for n in PROCESSES
+                ]
+            )
     lines += _grid(head, rows, md)
     lines += [f"skipped: {s}" for s in report["skipped"]]
     return "\n".join(lines)
