@@ -49,12 +49,12 @@ def _filled(backend: str, entries: int) -> ArrayMap:
 
 def dump_case(tool: str, mode: str, entries: int) -> Prepared:
     backend = "emulated" if tool == "dump-emulated" else "kernel"
+    m = _filled(backend, entries)
     folder = tempfile.mkdtemp(prefix="bpfmap-bench-dump-")
     if backend == "kernel":
         path = f"/sys/fs/bpf/bpfmap_bench_dump_{os.getpid()}_{tool.replace('-', '_')}"
     else:
         path = os.path.join(folder, "map")
-    m = _filled(backend, entries)
 
     def cleanup() -> None:
         m.close()
