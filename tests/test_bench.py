@@ -188,3 +188,31 @@ def test_a_setup_that_raises_skip_is_reported_with_its_message() -> None:
 def test_the_package_keeps_its_public_names() -> None:
     assert callable(bench.main) and callable(bench.cases) and callable(bench.run_cases)
     assert all(isinstance(c, bench.Case) for c in bench.cases())
+
+
+# -- scale ------------------------------------------------------------------------------------
+
+
+def test_scale_memory_is_what_the_map_holds(backend: str) -> None:
+    from bpfmap.bench import scale
+
+    cell = scale.size_cell(backend, 64, 1000)
+    assert cell["max_entries"] == 1000 and cell["fill_ns"] > 0
+    assert cell["memory_after_fill"] >= 64 * 1000  # every value written is held
+    if backend == "kernel":  # the kernel charges the whole array at create
+        assert cell["memory_after_create"] == cell["memory_after_fill"]
+
+
+def test_scale_processes_report_both_sharings_and_their_ratio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bpfmap.bench import scale
+
+    monkeypatch.setattr(scale, "SLICE_S", 0.005)
+    cells = scale.process_cells("emulated", "update", 2)
+    assert [c["maps"] for c in cells] == ["one shared", "one each"]
+    assert all(c["processes"] == 2 and c["ops_per_s"] > 0 for c in cells)
+    report = {"sizes": [], "processes": cells, "left_out": [], "cap_bytes": scale.CAP,
+              "cpus": os.cpu_count(), "skipped": []}  # fmt: skip
+    rows = scale.text(report).splitlines()
+    assert any(r.split()[:4] == ["emulated", "update", "shared", "/"] for r in rows)

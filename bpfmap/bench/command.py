@@ -121,7 +121,7 @@ def main(argv: list[str]) -> int:
             return _fail("--plot needs matplotlib: pip install 'bpfmap[plot]'")
     reason = kernel_available()
     all_cases = [] if args.scale else _selected(cases(args.full, reason), args.filter)
-    if args.filter and not all_cases:
+    if args.filter and not all_cases and not args.scale:
         wanted = " or ".join(repr(f) for f in args.filter)
         return _fail(f"no case matches -k {wanted} (see 'bpfmap bench --list')")
     if args.list:
@@ -145,7 +145,7 @@ def _run(args: Any, reason: str | None, selected: list[Case], json_file: IO[str]
     repeats = args.repeats or (9 if args.full else 5)
     target_ns = int((args.min_time or (0.05 if args.full else 0.005)) * 1e9)
     started = time.time()
-    results = run_cases(selected, repeats, target_ns, Progress(len(selected)))
+    results = run_cases(selected, repeats, target_ns, Progress(len(selected)) if selected else None)
     scale_report: dict[str, Any] | None = None
     if args.full or args.scale:
         from . import scale
