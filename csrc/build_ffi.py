@@ -12,13 +12,14 @@ HERE = Path(__file__).resolve().parent
 CSRC = HERE
 
 ffibuilder = FFI()
-ffibuilder.cdef((CSRC / "bpfmap_api.h").read_text())
+for header in ("bpfmap_api.h", "isolate_api.h"):
+    ffibuilder.cdef((CSRC / header).read_text())
 ffibuilder.set_source(
     "bpfmap._core",
-    '#include "bpfmap.h"',
-    sources=["csrc/bpfmap.c"],
+    '#include "bpfmap.h"\n#include "isolate_api.h"',
+    sources=["csrc/bpfmap.c", "csrc/isolate.c"],
     include_dirs=["csrc"],
-    depends=["csrc/bpfmap.h", "csrc/bpfmap_api.h"],
+    depends=["csrc/bpfmap.h", "csrc/bpfmap_api.h", "csrc/isolate_api.h"],
     # -O3: the batch loops (key fill, key checks) vectorize; -O2 leaves them scalar.
     extra_compile_args=["-std=c11", "-O3"],
 )
