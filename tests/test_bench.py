@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import require_kernel
+from conftest import IN_CI, require_kernel
 
 from bpfmap import BPF_F_MMAPABLE, ArrayMap, BpfObject, bench
 from bpfmap.bench import peers, programs
@@ -81,6 +81,7 @@ def test_list_names_the_new_rows_and_every_skip_has_its_reason() -> None:
 
 def test_a_quick_run_reports_peers_and_targets_as_json() -> None:
     require_kernel()
+    require_libbpf()
     r = run_bench(
         "-k", "lookup value_size=8 [", "--repeats", "1", "--min-time", "0.001", "--json"
     )  # fmt: skip
@@ -148,9 +149,21 @@ def test_the_verdict_names_who_is_beaten_and_by_how_much() -> None:
 # -- the program side ----------------------------------------------------------------------
 
 
+def require_libbpf() -> None:
+    from bpfmap import _libbpf
+
+    try:
+        _libbpf.lib()
+    except _libbpf.LibbpfMissing as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true but libbpf is missing: {exc}")
+        pytest.skip(str(exc))
+
+
 def test_program_rows_on_the_emulated_backend_skip_with_test_runs_own_reason() -> None:
     """The hook for an interpreter: the row runs as soon as test_run does, and says why not
     until then."""
+    require_libbpf()
     with BpfObject.open(str(programs.OBJECT)) as obj:
         obj.load()
         try:
@@ -169,6 +182,7 @@ def test_program_rows_on_the_emulated_backend_skip_with_test_runs_own_reason() -
 
 def test_program_rows_on_the_kernel_count_every_access() -> None:
     require_kernel()
+    require_libbpf()
     prepared = programs.program_case("kernel-prog", "global_increment")
     try:
         assert prepared.ops == programs.ACCESSES
