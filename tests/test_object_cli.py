@@ -267,12 +267,23 @@ def test_docs_show_real_output() -> None:
 def test_corrupted_object_is_one_line(tmp_path: Path) -> None:
     """One byte changed in names.bpf.o (found by fuzzing) and libbpf 1.1 dies of SIGSEGV
     parsing it: both commands fail with one line, never a signal or a traceback."""
-    data = bytearray((BPF / "names.bpf.o").read_bytes())
-    data[2778] = 131
+    from elftools.elf.elffile import ELFFile
+
+    from bpfmap import _libbpf
+
+    source = BPF / "names.bpf.o"
+    with source.open("rb") as f:
+        btf = int(ELFFile(f).get_section_by_name(".BTF")["sh_offset"])
+    data = bytearray(source.read_bytes())
+    data[btf + 186] = 131  # in a type record, relative to .BTF: stable across rebuilds
     path = _write(tmp_path / "bad.bpf.o", bytes(data))
     error = "the file is malformed (libbpf's parser died of SIGSEGV on it, in a child process)"
     for command in (["object", "show"], ["gen", "skeleton"]):
-        assert bpfmap(*command, str(path)) == Run(255, "", f"Error: {path}: {error}\n")
+        run = bpfmap(*command, str(path))
+        if _libbpf.version() == "1.1":  # the libbpf that crashes on it
+            assert run == Run(255, "", f"Error: {path}: {error}\n")
+        else:  # a fixed libbpf refuses it by itself
+            assert (run.rc, run.out, run.err.count("\n")) == (255, "", 1), run
 
 
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
