@@ -16,6 +16,14 @@ from ._handle import MapHandle, closed_error
 _NO_FLAGS = 0
 _BPF_ANY = 0
 
+# The hot calls' C functions, bound once: `lib.x` is an attribute lookup per call.
+_lookup = lib.bpfmap_lookup
+_update = lib.bpfmap_update
+_unpack = ffi.unpack
+_from_buffer = ffi.from_buffer
+_release = ffi.release
+_pwrite = os.pwrite
+
 
 class ElementOps(MapHandle):
     """``BPF_MAP_*_ELEM`` and ``BPF_MAP_GET_NEXT_KEY`` on one handle.
@@ -36,17 +44,22 @@ class ElementOps(MapHandle):
         h = self._h
         if h is None:
             raise closed_error()
-        vs = self._value_size
-        buf = ffi.new(CHAR_ARRAY, vs)
         if type(key) is not int or type(flags) is not int:
             exact_ints(key, flags)
+        # A C buffer from this handle's spares: ffi.new() would cost a fifth of a
+        # kernel lookup. pop() and append() are atomic, so threads never share one.
+        spare = self._spare
+        buf = spare.pop() if spare else ffi.new(CHAR_ARRAY, self._value_size)
         try:
-            rc = lib.bpfmap_lookup(h, key, buf, flags)
+            rc = _lookup(h, key, buf, flags)
         except (TypeError, OverflowError):
             raise bad_args(key=(key, 32), flags=(flags, 64)) from None
         if rc:
+            spare.append(buf)
             raise error(rc, "lookup")
-        return ffi.unpack(buf, vs)  # type: ignore[no-any-return]
+        value: bytes = _unpack(buf, self._value_size)
+        spare.append(buf)
+        return value
 
     def lookup_into(self, key: int, buffer: Buffer, flags: int = 0) -> None:
         """``BPF_MAP_LOOKUP_ELEM`` into a writable buffer of at least ``value_size`` bytes.
@@ -61,38 +74,53 @@ class ElementOps(MapHandle):
             and type(buffer) is bytearray
             and len(buffer) >= f.value_size
         ):
-            vs = f.value_size
             key *= f.stride
-            buffer[:vs] = f.view[key : key + vs]
+            f.pack_into(buffer, 0, f.view[key : key + f.value_size])
             return
         h = self._handle()
-        dst = writable_buffer(buffer, self._value_size, "buffer")
+        vs = self._value_size
+        if type(buffer) is bytearray and len(buffer) >= vs:
+            dst = _from_buffer(CHAR_ARRAY, buffer, True)
+        else:
+            dst = writable_buffer(buffer, vs, "buffer")
         try:  # the export of the caller's buffer must not outlive the call: see buffer_view
-            exact_ints(key, flags)
+            if type(key) is not int or type(flags) is not int:
+                exact_ints(key, flags)
             try:
-                rc = lib.bpfmap_lookup(h, key, dst, flags)
+                rc = _lookup(h, key, dst, flags)
             except (TypeError, OverflowError):
                 raise bad_args(key=(key, 32), flags=(flags, 64)) from None
         finally:
-            ffi.release(dst)
+            _release(dst)
         if rc:
             raise error(rc, "lookup")
 
     def update(self, key: int, value: Buffer, flags: int = _BPF_ANY) -> None:
         """``BPF_MAP_UPDATE_ELEM``: ``value`` must be exactly ``value_size`` bytes."""
-        f = self._fast
         if (
             type(value) is bytes
             and type(key) is int
-            and flags is _NO_FLAGS
-            and 0 <= key < f.writes
-            and len(value) == f.value_size
+            and type(flags) is int
+            and len(value) == self._value_size
         ):
+            # The common call: exact types, a bytes value of the right size.
+            f = self._fast
+            if flags is _NO_FLAGS and 0 <= key < f.writes:
+                try:
+                    if _pwrite(f.fd, value, f.offset + key * f.stride) == f.value_size:
+                        return
+                except OSError:
+                    pass  # e.g. EPERM once frozen: the C core below gives the errno
+            h = self._h
+            if h is None:
+                raise closed_error()
             try:
-                if os.pwrite(f.fd, value, f.offset + key * f.stride) == f.value_size:
-                    return
-            except OSError:
-                pass  # e.g. EPERM once frozen: the C core below gives the errno
+                rc = _update(h, key, value, flags)
+            except (TypeError, OverflowError):
+                raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+            if rc:
+                raise error(rc, "update")
+            return
         h = self._h
         if h is None:
             raise closed_error()
@@ -107,12 +135,12 @@ class ElementOps(MapHandle):
             if type(key) is not int or type(flags) is not int:
                 exact_ints(key, flags)
             try:
-                rc = lib.bpfmap_update(h, key, src, flags)
+                rc = _update(h, key, src, flags)
             except (TypeError, OverflowError):
                 raise bad_args(key=(key, 32), flags=(flags, 64)) from None
         finally:
             if src is not value:
-                ffi.release(src)
+                _release(src)
         if rc:
             raise error(rc, "update")
 

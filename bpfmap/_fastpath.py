@@ -23,6 +23,7 @@ a racing ``close()``.
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any
 
 from ._bindings import BACKENDS, ffi
@@ -55,10 +56,11 @@ class FastPath:
     none, every call goes through the C core). ``view``: the values, as a buffer
     whose slices are bytes (value ``k`` at ``k * stride``); ``base``: the same
     as a cffi pointer. ``fd``/``offset``: where ``pwrite()`` writes value 0.
+    ``pack_into(buffer, 0, value)`` copies a value into the front of a buffer.
     """
 
     __slots__ = ("reads", "writes", "view", "base", "fd", "offset", "stride", "value_size",
-                 "handle")
+                 "pack_into", "handle")
 
     reads: int
     writes: int
@@ -68,6 +70,7 @@ class FastPath:
     offset: int
     stride: int
     value_size: int
+    pack_into: Any
     handle: Any
 
     def __init__(self) -> None:
@@ -76,6 +79,7 @@ class FastPath:
         self.base = ffi.NULL
         self.fd = -1
         self.offset = self.stride = self.value_size = 0
+        self.pack_into = None
         self.handle = None
 
     @classmethod
@@ -87,6 +91,9 @@ class FastPath:
         f.handle = h
         f.stride = int(h.elem_size)
         f.value_size = int(h.value_size)
+        # lookup_into's copy: struct's "Ns" writes exactly the N bytes of a value
+        # into the caller's buffer, the cheapest copy between two buffers Python has.
+        f.pack_into = struct.Struct(f"{f.value_size}s").pack_into
         if h.view != ffi.NULL:
             f.reads = int(h.max_entries)
             f.base = h.view + h.page_size

@@ -35,14 +35,16 @@ class MapHandle:
     """One open handle on a map (``struct bpfmap``), as a file descriptor is.
 
     ``_h`` is the C core's handle (``None`` once closed), ``_fast`` the emulated
-    fast path (:mod:`bpfmap._fastpath`), ``_value_size`` cached for the calls.
+    fast path (:mod:`bpfmap._fastpath`), ``_value_size`` cached for the calls,
+    ``_spare`` C buffers of ``value_size`` bytes that lookup reuses.
     """
 
-    __slots__ = ("_h", "_value_size", "_fast", "__weakref__")
+    __slots__ = ("_h", "_value_size", "_fast", "_spare", "__weakref__")
 
     _h: Any
     _value_size: int
     _fast: FastPath
+    _spare: list[Any]  # value-sized C buffers for the C core path of lookup
 
     def _adopt(self, raw: Any) -> None:
         # The handle is released (fd closed, view unmapped) when the last
@@ -50,6 +52,7 @@ class MapHandle:
         # thread keeps its own, so a racing close never unmaps under it.
         self._h = h = ffi.gc(raw, lib.bpfmap_release)
         self._value_size = int(raw.value_size)
+        self._spare = []
         self._fast = FastPath.serve(h)
 
     def _handle(self) -> Any:

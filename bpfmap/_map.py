@@ -70,6 +70,7 @@ class ArrayMap(ElementOps, BatchOps):
     ) -> None:
         self._h = None
         self._fast = OFF
+        self._spare = []
         if backend not in BACKENDS:
             raise ValueError(f"backend must be 'emulated' or 'kernel', not {backend!r}")
         for what, value in (
