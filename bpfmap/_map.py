@@ -28,12 +28,9 @@ from ._elements import ElementOps
 from ._fastpath import OFF
 from ._handle import MapInfo as MapInfo
 from ._region import MapRegion as MapRegion
-from ._region import holds_pointers
 
 if TYPE_CHECKING:
     from ._typedmap import TypedArray
-
-_holds_pointers = holds_pointers  # for bpfmap._typedmap
 
 __all__ = [
     "PAGE_SIZE",
