@@ -77,7 +77,9 @@ class ElementOps(MapHandle):
             key *= f.stride
             f.pack_into(buffer, 0, f.view[key : key + f.value_size])
             return
-        h = self._handle()
+        h = self._h
+        if h is None:
+            raise closed_error()
         vs = self._value_size
         if type(buffer) is bytearray and len(buffer) >= vs:
             dst = _from_buffer(CHAR_ARRAY, buffer, True)
@@ -105,7 +107,7 @@ class ElementOps(MapHandle):
         ):
             # The common call: exact types, a bytes value of the right size.
             f = self._fast
-            if flags is _NO_FLAGS and 0 <= key < f.writes:
+            if f.writes and flags is _NO_FLAGS and 0 <= key < f.writes:
                 try:
                     if _pwrite(f.fd, value, f.offset + key * f.stride) == f.value_size:
                         return
