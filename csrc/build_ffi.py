@@ -17,16 +17,20 @@ SOURCES = [
     "csrc/emulated.c",
     "csrc/arraymap.c",
     "csrc/kernel.c",
+    "csrc/isolate.c",
 ]
 HEADERS = [
     "csrc/bpfmap.h",
     "csrc/bpfmap_api.h",
     "csrc/backend.h",
     "csrc/layout.h",
+    "csrc/isolate_api.h",
 ]
-# The cffi cdef: declarations only (no #include, no #define), one file per line.
+# The cffi cdefs: declarations only (no #include, no #define), one file per line; each
+# is also #included by the extension's own source.
 CDEFS = [
     "bpfmap_api.h",
+    "isolate_api.h",
 ]
 
 ffibuilder = FFI()
@@ -34,7 +38,7 @@ for cdef in CDEFS:
     ffibuilder.cdef((CSRC / cdef).read_text())
 ffibuilder.set_source(
     "bpfmap._core",
-    '#include "bpfmap.h"',
+    '#include "bpfmap.h"\n' + "".join(f'#include "{h}"\n' for h in CDEFS[1:]),
     sources=SOURCES,
     include_dirs=["csrc"],
     depends=HEADERS,
