@@ -32,7 +32,7 @@ from ._constants import (
     BPF_NOEXIST,
     ENOTSUPP,
 )
-from ._map import ArrayMap, Batch, BatchCount, MapInfo, MapRegion, kernel_available
+from ._map import ArrayMap, Batch, BatchCount, BatchError, MapInfo, MapRegion, kernel_available
 from ._object import BpfObject
 from ._program import Link, Program, TestRun
 from ._section import Section, Variable
@@ -68,6 +68,7 @@ __all__ = [
     "ArrayMap",
     "Batch",
     "BatchCount",
+    "BatchError",
     "BpfObject",
     "Link",
     "Program",

@@ -349,8 +349,8 @@ def _read_object_file(path: str) -> bytes:
 
 
 def _is_error_pointer(handle: Any) -> bool:
-    from ._core import ffi as core_ffi
-    from ._core import lib as core
+    from ._bindings import ffi as core_ffi
+    from ._bindings import lib as core
 
     address = int(_libbpf.ffi.cast("uintptr_t", handle))
     return bool(core.bpfmap_is_error_pointer(core_ffi.cast("void *", address)))
@@ -359,8 +359,8 @@ def _is_error_pointer(handle: Any) -> bool:
 def _probe_open(path: str, open_mem: Any, buf: Any, size: int, opts: Any) -> None:
     """Parse the object in a forked child first: libbpf trusts the ELF and BTF it parses, and
     a corrupted file can crash it; the child's death is then a clean error here."""
-    from ._core import ffi as core_ffi
-    from ._core import lib as core
+    from ._bindings import ffi as core_ffi
+    from ._bindings import lib as core
 
     signo = core_ffi.new("int *")
     address = int(_libbpf.ffi.cast("uintptr_t", open_mem))

@@ -12,9 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ._bindings import error, lib
 from ._constants import BPF_F_RDONLY
-from ._core import lib
-from ._map import error
 
 HOLDER = str(Path(__file__).with_name("_pinholder.py"))
 

@@ -18,7 +18,8 @@ python3 -m venv "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q cffi setuptools wheel pytest hypothesis numpy
+# setuptools as pyproject.toml requires (a new venv may hold an older one).
+python -m pip install -q cffi "setuptools>=77" wheel pytest hypothesis numpy
 
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1"
 # From a clean copy of the working tree: pip builds in-tree, and setuptools would take an

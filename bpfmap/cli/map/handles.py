@@ -12,7 +12,7 @@ import stat
 from typing import NamedTuple
 
 from ... import _constants as C
-from ..._core import ffi, lib
+from ..._bindings import ffi, lib
 from ..._map import PAGE_SIZE, ArrayMap
 from ..common import Args, Context, errno_of, get_fdinfo, is_prefix, strerror
 from ..libc import c_dirname, strtoul

@@ -7,7 +7,7 @@ import errno
 import os
 
 from ... import _constants as C
-from ..._core import lib
+from ..._bindings import lib
 from ..._map import ArrayMap
 from ..common import Args, Context, errno_of, is_prefix, strerror
 from ..libc import strtoul
