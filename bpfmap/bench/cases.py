@@ -4,13 +4,12 @@ and the dump rows that their own modules build."""
 
 from __future__ import annotations
 
-import importlib
 import struct
 from functools import partial
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any, Callable
 
-from .. import BPF_F_MMAPABLE, ArrayMap
+from .. import BPF_F_MMAPABLE, ArrayMap, _bindings
 from .core import (
     BATCH_SIZES,
     ELEMENT_ENTRIES,
@@ -29,7 +28,7 @@ from .peers import peer_cases
 from .programs import program_cases
 from .stream import stream_case
 
-lib: Any = importlib.import_module("bpfmap._core").lib  # cffi: no stubs
+lib: Any = _bindings.lib  # cffi: no stubs
 
 
 def _element_case(op: str, backend: str, vs: int, n: int = ELEMENT_ENTRIES) -> Prepared:

@@ -163,8 +163,9 @@ def _bare(peer: str, op: str, closers: list[Callable[[], None]]) -> tuple[str, d
     m = _kernel_map(closers)
     vs = ELEMENT_VALUE_SIZE
     if peer == "core-cffi":
-        core: Any = importlib.import_module("bpfmap._core")
-        ffi, lib = core.ffi, core.lib
+        from .. import _bindings
+
+        ffi, lib = _bindings.ffi, _bindings.lib
         ns: dict[str, Any] = {"h": m._handle(), "k": KEY, "f": lib.bpfmap_lookup}
         ns["buf"] = ffi.new("char[]", vs)
         ns["unpack"] = ffi.unpack
