@@ -11,6 +11,7 @@ import array
 import ctypes
 import errno
 import mmap as _mmap
+import operator
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -60,15 +61,20 @@ _CLOSED_VIEW: Any = _ClosedView()
 
 
 def _check_uint(value: object, bits: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    """``value`` as an int: an int or any exact integer type with ``__index__``
+    (NumPy's, as ``mmap`` and NumPy indexing take them), never a bool."""
+    if type(value) is not int:
+        if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+            raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+        value = operator.index(value)  # type: ignore[arg-type]
+    assert isinstance(value, int)
     if not 0 <= value < (1 << bits):
         raise ValueError(f"{what} must be in 0..{(1 << bits) - 1}, got {value}")
     return value
 
 
 def _exact_ints(key: object, flags: object) -> None:
-    """cffi takes bools (and anything with __index__) as ints: refuse them as every call does."""
+    """cffi takes bools (and anything with __index__) as ints: check them as every call does."""
     if type(key) is not int:
         _check_uint(key, 32, "key")
     if type(flags) is not int:
@@ -816,12 +822,12 @@ class ArrayMap:
         mapping of a BPF_F_RDONLY_PROG map or through a read-only handle.
         """
         h = self._handle()
-        _check_uint(offset, 63, "offset")
+        offset = _check_uint(offset, 63, "offset")
         window = int(lib.bpfmap_mmap_window(h))
         if length is None:
             # The rest of the window; past its end the kernel's EINVAL decides.
             length = window - offset if offset < window else PAGE_SIZE
-        _check_uint(length, 63, "length")
+        length = _check_uint(length, 63, "length")
         fd = ffi.new("int *")
         file_offset = ffi.new("uint64_t *")
         rc = lib.bpfmap_mmap_check(h, bool(writable), bool(shared), offset, length, fd, file_offset)
@@ -936,9 +942,7 @@ def _u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
                 f"keys must be a writable uint32 buffer (array('I'), numpy uint32), "
                 f"not {type(keys).__name__}"
             ) from None
-        items = list(keys)
-        for k in items:
-            _check_uint(k, 32, "key")
+        items = [_check_uint(k, 32, "key") for k in keys]
         arr = array.array("I", items)
         return ffi.from_buffer(_U32_ARRAY, arr), len(items)
     with view:
