@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
+import os
+import struct
 import subprocess
 import sys
 
@@ -150,3 +152,65 @@ def test_numpy_integer_out_of_range_is_a_value_error(backend: str) -> None:
         m[np.int64(-1)]
     with pytest.raises(ValueError):
         m[np.uint64(2**32)]
+
+
+# ---------------------------------------------------------------- from_fd
+
+
+def _bpf(cmd: int, attr: bytes) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    buf = ctypes.create_string_buffer(attr, 128)
+    rc = libc.syscall(321 if sys.maxsize > 2**32 else 386, cmd, buf, 128)  # __NR_bpf (x86)
+    if rc < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(rc)
+
+
+def load_kprobe_prog() -> int:
+    """A kprobe program (``r0 = 0; exit``): BPF_PROG_LOAD, prog type 2."""
+    insns = ctypes.create_string_buffer(
+        struct.pack("<BBhi", 0xB7, 0, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0)
+    )
+    lic = ctypes.create_string_buffer(b"GPL")
+    attr = struct.pack(
+        "<IIQQIIQ", 2, 2, ctypes.addressof(insns), ctypes.addressof(lic), 0, 0, 0
+    )
+    return _bpf(5, attr)
+
+
+def test_from_fd_refuses_a_program(kernel: None) -> None:
+    """Before: a kprobe program (type 2) was adopted as an array of garbage sizes."""
+    fd = load_kprobe_prog()
+    try:
+        assert os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:bpf-prog"
+        with pytest.raises(OSError) as info:
+            ArrayMap.from_fd(fd)
+        # The kernel's own answer to a map command on a program fd (__bpf_map_get()).
+        assert info.value.errno == errno.EINVAL
+        with pytest.raises(OSError) as kinfo:
+            _bpf(4, struct.pack("<IIQQ", fd, 0, 0, 0))  # BPF_MAP_GET_NEXT_KEY
+        assert kinfo.value.errno == info.value.errno
+        os.fstat(fd)  # on failure the caller still owns the descriptor
+    finally:
+        os.close(fd)
+
+
+def test_from_fd_refuses_a_map_of_another_type(kernel: None) -> None:
+    attr = struct.pack("<IIIII", 1, 4, 8, 4, 0)  # BPF_MAP_TYPE_HASH
+    fd = _bpf(0, attr)
+    try:
+        with pytest.raises(OSError) as info:
+            ArrayMap.from_fd(fd)
+        assert info.value.errno == errno.EINVAL
+        os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def test_from_fd_still_adopts_array_maps(backend: str) -> None:
+    m = new_map(backend)
+    m[1] = b"adopted."
+    other = ArrayMap.from_fd(os.dup(m.fd))
+    assert other[1] == b"adopted." and other.backend == backend
