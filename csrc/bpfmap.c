@@ -166,6 +166,9 @@ static int emu_read_header(int fd, int access, struct bpfmap_header *h, uint64_t
     return err;
 }
 
+static int emu_create_check(uint32_t map_type, uint32_t key_size, uint32_t value_size,
+                            uint32_t max_entries, uint32_t map_flags);
+
 static int emu_open(struct bpfmap *m)
 {
     struct bpfmap_header h;
@@ -173,9 +176,17 @@ static int emu_open(struct bpfmap *m)
     int seals, err = emu_read_header(m->fd, m->access, &h, m->page_size);
     if (err)
         return err;
+    /* The header is in memory any writer of the map can rewrite: every field
+     * must be one emu_create() could have written, or the map would show as
+     * another type, with impossible flags or a name bpftool would print raw. */
     if (h.magic != HEADER_MAGIC || h.version != HEADER_VERSION ||
         h.page_size != m->page_size || h.key_size != 4 || h.value_size == 0 ||
-        h.value_size > INT_MAX || h.max_entries == 0)
+        h.value_size > INT_MAX || h.max_entries == 0 || h.map_type != BPF_MAP_TYPE_ARRAY)
+        return -EINVAL;
+    if (emu_create_check(h.map_type, h.key_size, h.value_size, h.max_entries, h.map_flags) ||
+        (h.map_flags & (BPFMAP_F_RDONLY | BPFMAP_F_WRONLY)))
+        return -EINVAL;
+    if (obj_name_cpy(m->name, h.name))
         return -EINVAL;
     m->map_type = h.map_type;
     m->key_size = h.key_size;
@@ -183,8 +194,6 @@ static int emu_open(struct bpfmap *m)
     m->max_entries = h.max_entries;
     m->map_flags = h.map_flags;
     m->elem_size = ((uint64_t)h.value_size + 7) & ~7ULL;
-    memcpy(m->name, h.name, sizeof(m->name));
-    m->name[15] = 0;
     /* Only a file that can never change size (bpfmap seals its own): a
      * descriptor from elsewhere could otherwise be truncated under our view,
      * and the next lookup would die of SIGBUS. Seals are never removed, so

@@ -214,3 +214,64 @@ def test_from_fd_still_adopts_array_maps(backend: str) -> None:
     m[1] = b"adopted."
     other = ArrayMap.from_fd(os.dup(m.fd))
     assert other[1] == b"adopted." and other.backend == backend
+
+
+# --------------------------------------------------- emulated map headers
+
+# struct bpfmap_header (csrc/bpfmap.c) ends page 0: magic, version, map_type,
+# key_size, value_size, max_entries, map_flags, page_size, name[16].
+HEADER = struct.Struct("=QIIIIIIQ16s")
+FIELDS = dict(map_type=2, key_size=3, value_size=4, max_entries=5, map_flags=6, name=8)
+
+
+def rewritten(m: ArrayMap, **fields: object) -> ArrayMap:
+    """Rewrite header fields through the map's own writable fd (what any writer can do),
+    then open the map again."""
+    off = PAGE - HEADER.size
+    values = list(HEADER.unpack(os.pread(m.fd, HEADER.size, off)))
+    for name, value in fields.items():
+        values[FIELDS[name]] = value
+    os.pwrite(m.fd, HEADER.pack(*values), off)
+    return ArrayMap.from_fd(os.dup(m.fd))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"map_type": 1},  # BPF_MAP_TYPE_HASH
+        {"map_type": 0},
+        {"map_flags": 1 << 3},  # BPF_F_RDONLY: belongs to the fd, never stored
+        {"map_flags": 1 << 30},  # unknown flag
+        {"map_flags": (1 << 7) | (1 << 8)},  # RDONLY_PROG | WRONLY_PROG
+        {"map_flags": 1 << 11},  # BPF_F_PRESERVE_ELEMS
+        {"map_flags": 1 << 16},  # BPF_F_TOKEN_FD
+        {"name": b"bad\nname"},
+        {"name": b"no-dash"},
+        {"name": b"x" * 16},  # no NUL within 16 bytes
+        {"key_size": 8},
+        {"value_size": 0},
+        {"max_entries": 0},
+        {"max_entries": 1000},  # the file size no longer matches
+    ],
+)
+def test_rewritten_header_is_refused_on_open(fields: dict[str, object]) -> None:
+    m = ArrayMap(8, 8, name="good")
+    with pytest.raises(OSError) as info:
+        rewritten(m, **fields)
+    assert info.value.errno == errno.EINVAL
+    assert m.name == "good"  # the open handle keeps what it read when it opened
+
+
+@pytest.mark.parametrize(
+    "fields, name, flags",
+    [
+        ({}, "good", 0),
+        ({"name": b"ok.name_2\0junk"}, "ok.name_2", 0),  # bytes after the NUL are not shown
+        ({"map_flags": 1 << 10}, "good", 1 << 10),  # BPF_F_MMAPABLE
+        ({"map_flags": 1 << 7}, "good", 1 << 7),  # BPF_F_RDONLY_PROG
+    ],
+)
+def test_valid_headers_still_open(fields: dict[str, object], name: str, flags: int) -> None:
+    m = ArrayMap(8, 8, name="good")
+    other = rewritten(m, **fields)
+    assert (other.name, other.flags, other.info().name) == (name, flags, name)
