@@ -396,14 +396,28 @@ class ArrayMap:
             finally:
                 os.close(rw)
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Pickle by passing the descriptor (multiprocessing: spawn, fork, forkserver, Pool).
+    # Pickling hands a descriptor to another process: only multiprocessing can do
+    # that (its ForkingPickler, registered below, as it registers sockets). A plain
+    # pickle or copy would dup a descriptor that nothing ever closes.
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            f"cannot pickle {type(self).__name__!r} object: multiprocessing passes maps "
+            "to its processes; elsewhere send m.fd over a Unix socket (socket.send_fds) "
+            "and adopt it with ArrayMap.from_fd(), or pin the map and open_pinned() it"
+        )
 
-        The receiving process gets its own descriptor of the same map, never a copy.
-        """
-        from multiprocessing.reduction import DupFd
+    def __copy__(self) -> ArrayMap:
+        raise TypeError(
+            f"cannot copy {type(self).__name__!r} object: "
+            "ArrayMap.from_fd(os.dup(m.fd)) opens another handle of the same map"
+        )
 
-        return (_rebuild, (DupFd(self.fd),))
+    def __deepcopy__(self, memo: object) -> ArrayMap:
+        return self.__copy__()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _register_for_multiprocessing(cls)
 
     # -- lifetime -----------------------------------------------------------
 
@@ -957,6 +971,22 @@ def _u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
     return ffi.from_buffer(_U32_ARRAY, keys, writable), n
 
 
+def _reduce_for_multiprocessing(m: ArrayMap) -> tuple[Any, tuple[Any, ...]]:
+    """Pickle by passing the descriptor (multiprocessing: spawn, fork, forkserver, Pool).
+
+    The receiving process gets its own descriptor of the same map, never a copy.
+    """
+    from multiprocessing.reduction import DupFd
+
+    return (_rebuild, (DupFd(m.fd),))
+
+
+def _register_for_multiprocessing(cls: type[ArrayMap]) -> None:
+    from multiprocessing.reduction import ForkingPickler
+
+    ForkingPickler.register(cls, _reduce_for_multiprocessing)
+
+
 def _rebuild(dup: Any) -> ArrayMap:
     fd = dup.detach()
     try:
@@ -975,3 +1005,6 @@ def kernel_available() -> str | None:
     if rc == 0:
         return None
     return f"bpf(BPF_MAP_CREATE) failed: {os.strerror(-rc)} (errno {-rc})"
+
+
+_register_for_multiprocessing(ArrayMap)

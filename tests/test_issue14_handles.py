@@ -9,7 +9,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
+import multiprocessing as mp
 import os
+import pickle
 import struct
 import subprocess
 import sys
@@ -275,3 +277,65 @@ def test_valid_headers_still_open(fields: dict[str, object], name: str, flags: i
     m = ArrayMap(8, 8, name="good")
     other = rewritten(m, **fields)
     assert (other.name, other.flags, other.info().name) == (name, flags, name)
+
+
+# ------------------------------------------------------------------ pickle
+
+
+def test_plain_pickle_and_copy_refuse_and_leak_nothing(backend: str) -> None:
+    """Before: each pickle.dumps() dup'ed a descriptor nobody closed, and copy.copy()
+    started multiprocessing's resource-sharer thread."""
+    code = (
+        "import copy, os, pickle, threading, bpfmap\n"
+        f"m = bpfmap.ArrayMap(8, 8, backend={backend!r})\n"
+        "fds = len(os.listdir('/proc/self/fd')); threads = threading.active_count()\n"
+        "for f in (pickle.dumps, copy.copy, copy.deepcopy):\n"
+        "    for _ in range(20):\n"
+        "        try:\n            f(m)\n        except TypeError as e:\n            msg = str(e)\n"
+        "        else:\n            raise SystemExit(f'{f} did not raise')\n"
+        "    print(msg.split(':')[0])\n"
+        "print(len(os.listdir('/proc/self/fd')) - fds, threading.active_count() - threads)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "cannot pickle 'ArrayMap' object",
+        "cannot copy 'ArrayMap' object",
+        "cannot copy 'ArrayMap' object",
+        "0 0",
+    ]
+
+
+def test_pickle_message_says_how_to_hand_a_map_over() -> None:
+    with pytest.raises(TypeError, match=r"multiprocessing.*send_fds.*from_fd.*pin"):
+        pickle.dumps(ArrayMap(8, 8))
+
+
+def _child_writes(m: ArrayMap) -> None:
+    m[2] = b"from-kid"
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_multiprocessing_still_passes_the_map(backend: str, method: str) -> None:
+    m = new_map(backend)
+    ctx = mp.get_context(method)
+    proc = ctx.Process(target=_child_writes, args=(m,))
+    proc.start()
+    proc.join()
+    assert proc.exitcode == 0
+    assert m[2] == b"from-kid"
+
+
+def test_subclasses_pass_through_multiprocessing_too() -> None:
+    class Mine(ArrayMap):
+        __slots__ = ()
+
+    base = ArrayMap(8, 8)
+    m = Mine.from_fd(os.dup(base.fd))
+    from multiprocessing.reduction import ForkingPickler
+
+    other = ForkingPickler.loads(ForkingPickler.dumps(m))
+    m[0] = b"subclass"
+    assert other[0] == b"subclass"
+    with pytest.raises(TypeError):
+        pickle.dumps(m)
