@@ -32,7 +32,7 @@ from ._constants import (
     BPF_NOEXIST,
     ENOTSUPP,
 )
-from ._map import ArrayMap, Batch, BatchCount, MapInfo, MapRegion, kernel_available
+from ._map import ArrayMap, Batch, BatchCount, MapInfo, MapRegion, kernel_unavailable_reason
 from ._object import BpfObject
 from ._program import Link, Program, TestRun
 from ._section import Section, Variable
@@ -77,5 +77,5 @@ __all__ = [
     "Variable",
     "MapInfo",
     "MapRegion",
-    "kernel_available",
+    "kernel_unavailable_reason",
 ]

@@ -999,8 +999,12 @@ def _rebuild(dup: Any) -> ArrayMap:
         raise
 
 
-def kernel_available() -> str | None:
-    """``None`` if this process can create kernel BPF maps, else the reason."""
+def kernel_unavailable_reason() -> str | None:
+    """Why this process cannot use the kernel backend, or ``None`` when it can.
+
+    ``if reason := bpfmap.kernel_unavailable_reason(): print(reason)``; it probes
+    with a real ``BPF_MAP_CREATE`` (a one-entry array, closed at once).
+    """
     rc = lib.bpfmap_kernel_available()
     if rc == 0:
         return None

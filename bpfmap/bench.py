@@ -47,7 +47,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any, Callable
 
-from . import BPF_F_MMAPABLE, ArrayMap, kernel_available
+from . import BPF_F_MMAPABLE, ArrayMap, kernel_unavailable_reason
 
 lib: Any = importlib.import_module("bpfmap._core").lib  # cffi: no stubs
 
@@ -1064,7 +1064,7 @@ def main(argv: list[str]) -> int:
                 "bpfmap bench: --plot needs matplotlib: pip install 'bpfmap[plot]'", file=sys.stderr
             )
             return 2
-    reason = kernel_available()
+    reason = kernel_unavailable_reason()
     all_cases = list(_selected(cases(args.full, reason), args.filter))
     if args.list:
         for c in all_cases:
