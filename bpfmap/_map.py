@@ -15,6 +15,8 @@ import operator
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from resource import RLIMIT_FSIZE as _RLIMIT_FSIZE
+from resource import getrlimit as _getrlimit
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, Union
 
 from . import _constants as C
@@ -585,8 +587,12 @@ class ArrayMap:
             if len(value) != vs:
                 raise ValueError(f"value must be {vs} bytes, got {len(value)}")
             if type(key) is int and flags is _NO_FLAGS and 0 <= key < self._wn:
+                off = self._wbase + key * self._stride
+                # A write past RLIMIT_FSIZE would be cut short (a torn value), or
+                # raise SIGXFSZ: then the C core refuses it before writing (EFBIG).
+                limit = _getrlimit(_RLIMIT_FSIZE)[0]
                 try:
-                    if os.pwrite(self._wfd, value, self._wbase + key * self._stride) == vs:
+                    if (limit < 0 or off + vs <= limit) and os.pwrite(self._wfd, value, off) == vs:
                         return
                 except OSError:
                     pass  # e.g. EPERM once frozen: the C core below gives the errno

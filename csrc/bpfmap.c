@@ -101,6 +101,9 @@ static int emu_frozen(const struct bpfmap *m)
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
+    int err = emu_fsize_check(off + len); /* whole or nothing, never SIGXFSZ */
+    if (err)
+        return err;
     while (len) {
         ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0) {
@@ -382,6 +385,9 @@ static int emu_create(struct bpfmap *m, uint32_t map_type, uint32_t key_size,
     size = m->page_size + page_align((uint64_t)max_entries * elem_size, m->page_size);
     if (emu_too_big(size, m->page_size))
         return -ENOMEM;
+    err = emu_fsize_check(size); /* ftruncate() past RLIMIT_FSIZE would raise SIGXFSZ */
+    if (err)
+        return err;
     if (obj_name_cpy(checked_name, name))
         return -EINVAL; /* the kernel checks the name after allocating */
 
@@ -409,6 +415,9 @@ static int emu_create(struct bpfmap *m, uint32_t map_type, uint32_t key_size,
 
     if (ftruncate(fd, (off_t)size) < 0)
         return -errno;
+    err = emu_charge(fd, size); /* the whole array, now: see emu_charge.c */
+    if (err)
+        return err;
     err = pwrite_all(fd, &h, sizeof(h), m->page_size - sizeof(h));
     if (err)
         return err;
@@ -682,6 +691,10 @@ int bpfmap_update_batch(const struct bpfmap *m, const uint32_t *keys, const void
         run = m->value_size == m->elem_size
                   ? consecutive_keys(keys + i, max_count - i, m->max_entries)
                   : 1;
+        /* A run past RLIMIT_FSIZE goes element by element: the batch stops at
+         * the first element that does not fit, as the kernel's would. */
+        if (run > 1 && emu_fsize_check(value_offset(m, keys[i]) + (uint64_t)run * m->value_size))
+            run = 1;
         err = pwrite_all(m->fd, (const char *)values + (size_t)i * m->value_size,
                          (size_t)run * m->value_size, value_offset(m, keys[i]));
         if (err)

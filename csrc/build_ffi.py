@@ -16,7 +16,7 @@ ffibuilder.cdef((CSRC / "bpfmap_api.h").read_text())
 ffibuilder.set_source(
     "bpfmap._core",
     '#include "bpfmap.h"',
-    sources=["csrc/bpfmap.c"],
+    sources=["csrc/bpfmap.c", "csrc/emu_charge.c"],
     include_dirs=["csrc"],
     depends=["csrc/bpfmap.h", "csrc/bpfmap_api.h"],
     # -O3: the batch loops (key fill, key checks) vectorize; -O2 leaves them scalar.

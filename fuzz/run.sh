@@ -18,7 +18,7 @@ if [ -z "$CC" ]; then
 fi
 mkdir -p fuzz/build fuzz/artifacts
 "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -Icsrc fuzz/fuzz_core.c csrc/bpfmap.c -o fuzz/build/fuzz_core
+    -fno-sanitize-recover=undefined -Icsrc fuzz/fuzz_core.c csrc/bpfmap.c csrc/emu_charge.c -o fuzz/build/fuzz_core
 
 CORPUS="${FUZZ_CORPUS:-$(mktemp -d)}"
 mkdir -p "$CORPUS"

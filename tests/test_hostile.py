@@ -483,8 +483,8 @@ class Worker:
             if which < 2:
                 args[which] = self.any_hostile()
                 big = isinstance(args[which], int) and args[which] > 2**20
-                if self.backend == "kernel" and big:
-                    args[which] = 2**32  # the kernel would really allocate: keep it refused
+                if big:  # both backends really allocate at create: keep it refused
+                    args[which] = 2**32
             elif which < 6:
                 key = ["flags", "name", "key_size", "backend"][which - 2]
                 kw[key] = self.any_hostile() if rng.random() < 0.8 else rng.choice([-1, "x", 2**40])
