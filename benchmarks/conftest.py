@@ -20,7 +20,7 @@ import pytest
 import bpfmap
 from bpfmap import bench
 
-KERNEL_UNAVAILABLE = bpfmap.kernel_available()
+KERNEL_UNAVAILABLE = bpfmap.kernel_unavailable_reason()
 _ALL = bench.cases(full=False, kernel_reason=KERNEL_UNAVAILABLE)
 
 

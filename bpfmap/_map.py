@@ -23,7 +23,7 @@ from ._batches import BatchCount as BatchCount
 from ._batches import BatchOps
 from ._bindings import BACKENDS, PAGE_SIZE, error, ffi, lib
 from ._bindings import BatchError as BatchError
-from ._bindings import kernel_available as kernel_available
+from ._bindings import kernel_unavailable_reason as kernel_unavailable_reason
 from ._elements import ElementOps
 from ._fastpath import OFF
 from ._handle import MapInfo as MapInfo
@@ -41,7 +41,7 @@ __all__ = [
     "MapInfo",
     "MapRegion",
     "error",
-    "kernel_available",
+    "kernel_unavailable_reason",
 ]
 
 
@@ -167,14 +167,28 @@ class ArrayMap(ElementOps, BatchOps):
             finally:
                 os.close(rw)
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Pickle by passing the descriptor (multiprocessing: spawn, fork, forkserver, Pool).
+    # Pickling hands a descriptor to another process: only multiprocessing can do
+    # that (its ForkingPickler, registered below, as it registers sockets). A plain
+    # pickle or copy would dup a descriptor that nothing ever closes.
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            f"cannot pickle {type(self).__name__!r} object: multiprocessing passes maps "
+            "to its processes; elsewhere send m.fd over a Unix socket (socket.send_fds) "
+            "and adopt it with ArrayMap.from_fd(), or pin the map and open_pinned() it"
+        )
 
-        The receiving process gets its own descriptor of the same map, never a copy.
-        """
-        from multiprocessing.reduction import DupFd
+    def __copy__(self) -> ArrayMap:
+        raise TypeError(
+            f"cannot copy {type(self).__name__!r} object: "
+            "ArrayMap.from_fd(os.dup(m.fd)) opens another handle of the same map"
+        )
 
-        return (_rebuild, (DupFd(self.fd),))
+    def __deepcopy__(self, memo: object) -> ArrayMap:
+        return self.__copy__()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _register_for_multiprocessing(cls)
 
     def freeze(self) -> None:
         """``BPF_MAP_FREEZE``: no more writes from userspace, permanently.
@@ -204,12 +218,12 @@ class ArrayMap(ElementOps, BatchOps):
         mapping of a BPF_F_RDONLY_PROG map or through a read-only handle.
         """
         h = self._handle()
-        check_uint(offset, 63, "offset")
+        offset = check_uint(offset, 63, "offset")
         window = int(lib.bpfmap_mmap_window(h))
         if length is None:
             # The rest of the window; past its end the kernel's EINVAL decides.
             length = window - offset if offset < window else PAGE_SIZE
-        check_uint(length, 63, "length")
+        length = check_uint(length, 63, "length")
         fd = ffi.new("int *")
         file_offset = ffi.new("uint64_t *")
         rc = lib.bpfmap_mmap_check(h, bool(writable), bool(shared), offset, length, fd, file_offset)
@@ -230,6 +244,7 @@ class ArrayMap(ElementOps, BatchOps):
         region.writable = bool(writable)
         region.value_size = int(h.value_size)
         region.elem_size = int(h.elem_size)
+        region.max_entries = int(h.max_entries)
         return region
 
     def typed(self, vtype: Any) -> TypedArray:
@@ -238,6 +253,22 @@ class ArrayMap(ElementOps, BatchOps):
         from ._typedmap import TypedArray
 
         return TypedArray(self, vtype)
+
+
+def _reduce_for_multiprocessing(m: ArrayMap) -> tuple[Any, tuple[Any, ...]]:
+    """Pickle by passing the descriptor (multiprocessing: spawn, fork, forkserver, Pool).
+
+    The receiving process gets its own descriptor of the same map, never a copy.
+    """
+    from multiprocessing.reduction import DupFd
+
+    return (_rebuild, (DupFd(m.fd),))
+
+
+def _register_for_multiprocessing(cls: type[ArrayMap]) -> None:
+    from multiprocessing.reduction import ForkingPickler
+
+    ForkingPickler.register(cls, _reduce_for_multiprocessing)
 
 
 def _rebuild(dup: Any) -> ArrayMap:
@@ -250,3 +281,6 @@ def _rebuild(dup: Any) -> ArrayMap:
     except BaseException:
         os.close(fd)
         raise
+
+
+_register_for_multiprocessing(ArrayMap)

@@ -7,4 +7,8 @@
 
 #include "bpfmap_api.h"
 
+/* csrc/emu_charge.c: memory and file-size limits of emulated maps. */
+int emu_charge(int fd, uint64_t bytes);
+int emu_fsize_check(uint64_t end);
+
 #endif

@@ -17,6 +17,7 @@ SOURCES = [
     "csrc/emulated.c",
     "csrc/arraymap.c",
     "csrc/kernel.c",
+    "csrc/emu_charge.c",
     "csrc/isolate.c",
 ]
 HEADERS = [

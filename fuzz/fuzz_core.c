@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "bpfmap.h"
@@ -311,6 +312,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t name_len = u8(&in) % (sizeof(name) + 1);
         for (unsigned i = 0; i < sizeof(name); i++)
             name[i] = (char)(i < name_len ? u8(&in) : 0);
+        /* An emulated create allocates the whole array, as the kernel's does:
+         * keep real allocations small (arrays bigger than the machine still
+         * reach the ENOMEM path, which allocates nothing). */
+        uint64_t bytes = (((uint64_t)value_size + 7) & ~7ULL) * max_entries;
+        struct sysinfo si;
+        if (bytes > (64u << 20) && sysinfo(&si) == 0 &&
+            bytes <= (uint64_t)si.totalram * si.mem_unit)
+            return 0;
         if (bpfmap_create(&m, BPFMAP_BACKEND_EMULATED, map_type, key_size, value_size,
                           max_entries, flags, name, name_len) == 0) {
             fuzz_ops(&in, &m);

@@ -10,7 +10,7 @@ import pytest
 
 import bpfmap
 
-KERNEL_UNAVAILABLE = bpfmap.kernel_available()
+KERNEL_UNAVAILABLE = bpfmap.kernel_unavailable_reason()
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -194,7 +194,9 @@ def test_json_and_pattern(capsys: pytest.CaptureFixture[str]) -> None:
 def test_without_bpf_the_recording_is_the_reference(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(conformance.command, "kernel_available", lambda: "bpf() denied (test)")
+    monkeypatch.setattr(
+        conformance.command, "kernel_unavailable_reason", lambda: "bpf() denied (test)"
+    )
     assert main(["-k", "freeze/"]) == 0
     out = capsys.readouterr().out
     assert "mode: recorded" in out and "bpf() denied (test)" in out

@@ -37,6 +37,9 @@ def pin_map(ctx: Context, m: Map, path: str) -> int:
         err = errno_of(exc)
         ctx.p_err(f"can't pin the object ({path}): {strerror(err)}")
         return -err
+    except ValueError as exc:  # a path the pin cannot take: said in one line, never a traceback
+        ctx.p_err(f"can't pin the object ({path}): {exc}")
+        return -errno.EINVAL
     return 0
 
 
