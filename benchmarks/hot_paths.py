@@ -31,7 +31,7 @@ import timeit
 from typing import Any
 
 import bpfmap
-from bpfmap import ArrayMap, kernel_available
+from bpfmap import ArrayMap, kernel_unavailable_reason
 
 try:
     from bpfmap._bindings import ffi, lib
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.number} calls (thread CPU time), interleaved with the floor; "
           f"Python {sys.version.split()[0]}; bpfmap from {os.path.dirname(bpfmap.__file__)}")
     rows = emulated_rows(args.rounds, args.number)
-    reason = kernel_available()
+    reason = kernel_unavailable_reason()
     if reason is None:
         rows += kernel_rows(args.rounds, args.number)
     else:

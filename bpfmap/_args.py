@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import operator
+
 U32 = 2**32 - 1
 U64 = 2**64 - 1
 
 
 def check_uint(value: object, bits: int, what: str) -> int:
-    """``value`` if it is an int (not a bool) in 0..2**bits - 1."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    """``value`` as an int in 0..2**bits - 1: an int or any exact integer type with
+    ``__index__`` (NumPy's, as ``mmap`` and NumPy indexing take them), never a bool."""
+    if type(value) is not int:
+        if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+            raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+        value = operator.index(value)  # type: ignore[arg-type]
+    assert isinstance(value, int)
     if not 0 <= value < (1 << bits):
         raise ValueError(f"{what} must be in 0..{(1 << bits) - 1}, got {value}")
     return value
 
 
 def exact_ints(key: object, flags: object) -> None:
-    """cffi takes bools (and anything with __index__) as ints: refuse them as every call does."""
+    """cffi takes bools (and anything with __index__) as ints: check them as every call does."""
     if type(key) is not int:
         check_uint(key, 32, "key")
     if type(flags) is not int:

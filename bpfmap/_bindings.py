@@ -32,7 +32,7 @@ __all__ = [
     "elem_size",
     "error",
     "ffi",
-    "kernel_available",
+    "kernel_unavailable_reason",
     "lib",
     "obj_get",
     "obj_pin",
@@ -146,8 +146,12 @@ def obj_get(path: str, file_flags: int) -> int:
     return check(lib.bpfmap_obj_get(os.fsencode(path), file_flags), f"open pinned {path}")
 
 
-def kernel_available() -> str | None:
-    """``None`` if this process can create kernel BPF maps, else the reason."""
+def kernel_unavailable_reason() -> str | None:
+    """Why this process cannot use the kernel backend, or ``None`` when it can.
+
+    ``if reason := bpfmap.kernel_unavailable_reason(): print(reason)``; it probes
+    with a real ``BPF_MAP_CREATE`` (a one-entry array, closed at once).
+    """
     rc = lib.bpfmap_kernel_available()
     if rc == 0:
         return None

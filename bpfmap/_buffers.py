@@ -76,9 +76,7 @@ def u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
                 f"keys must be a writable uint32 buffer (array('I'), numpy uint32), "
                 f"not {type(keys).__name__}"
             ) from None
-        items = list(keys)
-        for k in items:
-            check_uint(k, 32, "key")
+        items = [check_uint(k, 32, "key") for k in keys]
         arr = array.array("I", items)
         return ffi.from_buffer(U32_ARRAY, arr), len(items)
     with view:

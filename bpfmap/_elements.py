@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from resource import RLIMIT_FSIZE as _RLIMIT_FSIZE
+from resource import getrlimit as _getrlimit
 from typing import Any
 
 from ._args import bad_args, check_uint, exact_ints
@@ -108,8 +110,14 @@ class ElementOps(MapHandle):
             # The common call: exact types, a bytes value of the right size.
             f = self._fast
             if f.writes and flags is _NO_FLAGS and 0 <= key < f.writes:
+                off = f.offset + key * f.stride
+                # A write past RLIMIT_FSIZE would be cut short (a torn value), or
+                # raise SIGXFSZ: then the C core refuses it before writing (EFBIG).
+                limit = _getrlimit(_RLIMIT_FSIZE)[0]
                 try:
-                    if _pwrite(f.fd, value, f.offset + key * f.stride) == f.value_size:
+                    if (limit < 0 or off + f.value_size <= limit) and _pwrite(
+                        f.fd, value, off
+                    ) == f.value_size:
                         return
                 except OSError:
                     pass  # e.g. EPERM once frozen: the C core below gives the errno

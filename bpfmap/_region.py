@@ -37,6 +37,7 @@ class MapRegion(_mmap.mmap):
     writable: bool
     value_size: int
     elem_size: int
+    max_entries: int
 
     def resize(self, newsize: int) -> None:
         raise OSError(22, "mremap of a map region: Invalid argument")
@@ -61,19 +62,21 @@ class MapRegion(_mmap.mmap):
             raise TypeError(f"{ctype.__name__} holds pointers: shared memory cannot hold them")
         if size > self.value_size:
             raise ValueError(f"{ctype.__name__} is {size} bytes, the value is {self.value_size}")
-        start = check_uint(key, 32, "key") * self.elem_size - self.map_offset
-        if start < 0 or start + size > len(self):
+        key = check_uint(key, 32, "key")
+        start = key * self.elem_size - self.map_offset
+        if key >= self.max_entries or start < 0 or start + size > len(self):
             raise ValueError(f"value {key} is not inside this region")
         return ctype.from_buffer(self, start)  # type: ignore[attr-defined,no-any-return]
 
     def ndarray(self, dtype: Any = None) -> Any:
-        """A NumPy array with one item per value in the region.
+        """A NumPy array with one item per value of the map in the region.
 
         The stride is the map's element stride ``round_up(value_size, 8)``; the
         dtype (default: ``value_size`` raw bytes) may be at most ``value_size``
-        bytes.
+        bytes. The page padding past ``max_entries`` is not part of it. While the
+        array (or any view of it) lives, :meth:`close` raises BufferError.
         """
-        import numpy as np
+        np = _numpy()
 
         dt = np.dtype(dtype if dtype is not None else f"V{self.value_size}")
         if dt.hasobject:  # object items are PyObject pointers, read from shared memory
@@ -86,6 +89,23 @@ class MapRegion(_mmap.mmap):
         skip = (-self.map_offset) % self.elem_size
         usable = len(self) - skip
         count = 0 if usable < dt.itemsize else (usable - dt.itemsize) // self.elem_size + 1
+        count = max(0, min(count, self.max_entries - (self.map_offset + skip) // self.elem_size))
+        # np.frombuffer() holds a buffer export of the mapping (np.ndarray(buffer=self)
+        # does not), and the strided array below keeps it as its base: close()
+        # raises BufferError while any of them lives, instead of unmapping under it.
+        flat = np.frombuffer(self, dtype=np.uint8)
         return np.ndarray(
-            shape=(count,), dtype=dt, buffer=self, offset=skip, strides=(self.elem_size,)
+            shape=(count,), dtype=dt, buffer=flat, offset=skip, strides=(self.elem_size,)
         )
+
+
+def _numpy() -> Any:
+    """NumPy, or an ImportError that says how to get it."""
+    try:
+        import numpy
+    except ImportError as exc:
+        raise ImportError(
+            "NumPy views need NumPy: pip install 'bpfmap[numpy]' (or pip install numpy)",
+            name="numpy",
+        ) from exc
+    return numpy

@@ -200,6 +200,11 @@ int array_update_batch(const struct bpfmap *m, const uint32_t *keys, const void 
         run = m->value_size == m->elem_size
                   ? consecutive_keys(keys + i, max_count - i, m->max_entries)
                   : 1;
+        /* A run past RLIMIT_FSIZE goes element by element: the batch stops at
+         * the first element that does not fit, as the kernel's would. */
+        if (run > 1 &&
+            emu_fsize_check(value_file_offset(m, keys[i]) + (uint64_t)run * m->value_size))
+            run = 1;
         err = emu_pwrite_all(m->fd, (const char *)values + (size_t)i * m->value_size,
                          (size_t)run * m->value_size, value_file_offset(m, keys[i]));
         if (err)

@@ -53,6 +53,9 @@ int emu_frozen(const struct bpfmap *m)
 int emu_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
+    int err = emu_fsize_check(off + len); /* whole or nothing, never SIGXFSZ */
+    if (err)
+        return err;
     while (len) {
         ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0) {
@@ -123,20 +126,32 @@ static int emu_read_header(int fd, int access, struct bpfmap_header *h, uint64_t
     return err;
 }
 
+static int emu_create_check(uint32_t map_type, uint32_t key_size, uint32_t value_size,
+                            uint32_t max_entries, uint32_t map_flags);
+
 static int emu_open(struct bpfmap *m)
 {
     struct bpfmap_header h;
     struct stat st;
     uint64_t file_size;
+    char name[16];
     int seals, err = emu_read_header(m->fd, m->access, &h, m->page_size);
     if (err)
         return err;
+    /* The header is in memory any writer of the map can rewrite: every field
+     * must be one emu_create() could have written, or the map would show as
+     * another type, with impossible flags or a name bpftool would print raw. */
     if (h.magic != BPFMAP_HEADER_MAGIC || h.version != BPFMAP_HEADER_VERSION ||
         h.page_size != m->page_size || h.key_size != 4 || h.value_size == 0 ||
-        h.value_size > INT_MAX || h.max_entries == 0)
+        h.value_size > INT_MAX || h.max_entries == 0 || h.map_type != BPF_MAP_TYPE_ARRAY)
+        return -EINVAL;
+    if (emu_create_check(h.map_type, h.key_size, h.value_size, h.max_entries, h.map_flags) ||
+        (h.map_flags & (BPFMAP_F_RDONLY | BPFMAP_F_WRONLY)))
+        return -EINVAL;
+    if (obj_name_cpy(name, h.name))
         return -EINVAL;
     handle_set_geometry(m, h.map_type, h.key_size, h.value_size, h.max_entries, h.map_flags,
-                        h.name);
+                        name);
     file_size = layout_file_size(m->value_size, m->max_entries, m->page_size);
     /* Only a file that can never change size (bpfmap seals its own): a
      * descriptor from elsewhere could otherwise be truncated under our view,
@@ -218,6 +233,8 @@ static int emu_make_file(const struct bpfmap_header *h, uint64_t size)
     if (ftruncate(fd, (off_t)size) < 0)
         err = -errno;
     else
+        err = emu_charge(fd, size); /* the whole array, now: see emu_charge.c */
+    if (!err)
         err = emu_pwrite_all(fd, h, sizeof(*h), layout_header_offset(h->page_size));
     if (!err && fcntl(fd, F_ADD_SEALS,
                       F_SEAL_GROW | F_SEAL_SHRINK | (sealed_exec ? F_SEAL_EXEC : 0)) < 0)
@@ -243,6 +260,9 @@ static int emu_create(struct bpfmap *m, uint32_t map_type, uint32_t key_size,
     size = layout_file_size(value_size, max_entries, m->page_size);
     if (emu_too_big(size, m->page_size))
         return -ENOMEM;
+    err = emu_fsize_check(size); /* ftruncate() past RLIMIT_FSIZE would raise SIGXFSZ */
+    if (err)
+        return err;
     memset(&h, 0, sizeof(h));
     if (obj_name_cpy(h.name, name))
         return -EINVAL; /* the kernel checks the name after allocating */

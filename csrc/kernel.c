@@ -61,10 +61,28 @@ static int kernel_owns_fd(int fd)
     return 1;
 }
 
+/* BPF_OBJ_GET_INFO_BY_FD answers for programs, links and BTF too (a kprobe
+ * program's type 2 reads as BPF_MAP_TYPE_ARRAY), so first ask what the fd is,
+ * as bpftool's get_fd_type() does. Anything but a map gets the EINVAL that
+ * __bpf_map_get() gives a map command on it. */
+static int kernel_fd_is_map(int fd)
+{
+    static const char want[] = "anon_inode:bpf-map";
+    char path[64], link[sizeof(want) + 1];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof(link));
+    if (n < 0)
+        return -errno;
+    return (size_t)n == sizeof(want) - 1 && !memcmp(link, want, sizeof(want) - 1) ? 0 : -EINVAL;
+}
+
 static int kernel_open(struct bpfmap *m)
 {
     struct bpfmap_info info;
-    int err = kernel_map_info(m->fd, &info, NULL);
+    int err = kernel_fd_is_map(m->fd);
+    if (err)
+        return err;
+    err = kernel_map_info(m->fd, &info, NULL);
     if (err)
         return err;
     if (info.type != BPF_MAP_TYPE_ARRAY)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from .. import kernel_available
+from .. import kernel_unavailable_reason
 from . import dump, peers, programs
 from .cases import cases
 from .core import Case, Result
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             return _fail("--plot needs matplotlib: pip install 'bpfmap[plot]'")
-    reason = kernel_available()
+    reason = kernel_unavailable_reason()
     all_cases = [] if args.scale else _selected(cases(args.full, reason), args.filter)
     if args.filter and not all_cases and not args.scale:
         wanted = " or ".join(repr(f) for f in args.filter)
