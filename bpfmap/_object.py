@@ -239,8 +239,17 @@ class BpfObject:
                 amap.close()
             raise
         names = list(self._section_maps) + list(self._map_handles)
+        self._maps = dict(zip(names, created))
+        try:  # what the kernel's verifier would refuse, as far as the interpreter sees it
+            from ._vm_run import check_programs
+
+            check_programs(self)
+        except BaseException:
+            for amap in created:
+                amap.close()
+            self._maps = {}
+            raise
         for name, amap in zip(names, created):
-            self._maps[name] = amap
             if name in self.sections:
                 self.sections[name]._loaded(amap)
 

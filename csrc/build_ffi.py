@@ -13,12 +13,13 @@ CSRC = HERE
 
 ffibuilder = FFI()
 ffibuilder.cdef((CSRC / "bpfmap_api.h").read_text())
+ffibuilder.cdef((CSRC / "vm_api.h").read_text())  # the eBPF interpreter
 ffibuilder.set_source(
     "bpfmap._core",
-    '#include "bpfmap.h"',
-    sources=["csrc/bpfmap.c"],
+    '#include "bpfmap.h"\n#include "vm.h"',
+    sources=["csrc/bpfmap.c", "csrc/vm.c", "csrc/vm_helpers.c"],
     include_dirs=["csrc"],
-    depends=["csrc/bpfmap.h", "csrc/bpfmap_api.h"],
+    depends=["csrc/bpfmap.h", "csrc/bpfmap_api.h", "csrc/vm.h", "csrc/vm_api.h"],
     # -O3: the batch loops (key fill, key checks) vectorize; -O2 leaves them scalar.
     extra_compile_args=["-std=c11", "-O3"],
 )

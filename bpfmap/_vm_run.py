@@ -1,0 +1,140 @@
+"""``Program.test_run`` on the emulated backend: the interpreter in the kernel's test-run shape.
+
+The program's instructions are relocated from the ELF (:mod:`bpfmap._relocate`) against the
+object's emulated maps and loaded into the interpreter (:mod:`bpfmap._vm`); each program type
+gets the context and the argument checks of the kernel's ``bpf_prog_test_run_*`` for it
+(net/bpf/test_run.c), probed against the running kernel:
+
+* ``xdp``: ``data`` of at least 14 bytes (``ETH_HLEN``, else ``EINVAL``), run ``repeat``
+  times on the same packet; ``r1`` points at a ``struct xdp_md`` whose ``data``/``data_end``
+  loads give the packet's bounds. ``ctx``, if given, is that ``xdp_md``, returned as it was.
+* ``syscall``: no ``data``, ``repeat`` 1, a context buffer of at most 65535 bytes that the
+  program may read and write, returned as the program left it.
+* ``raw_tracepoint``: no ``data``, ``repeat`` 1, at most 12 u64 arguments, read-only.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import struct
+import time
+from typing import Any
+
+from ._relocate import ElfProgram
+from ._vm import READ, REGION_XDP_MD, WRITE, Region, Vm
+
+_ETH_HLEN = 14
+# The linear part of an XDP test packet: a page minus XDP_PACKET_HEADROOM and the tailroom
+# of skb_shared_info. The kernel puts bytes past it in fragments, which are not emulated.
+_XDP_LINEAR_MAX = 3520
+_XDP_MD = struct.Struct("<6I")  # data, data_end, data_meta, ingress/rx_queue/egress index
+_MAX_RAW_TP_ARGS = 12
+_ENOTSUPP = 524
+
+
+def _einval(prog: str, why: str) -> OSError:
+    return OSError(errno.EINVAL, f"test_run {prog}: {why}")
+
+
+def elf_program(obj: Any) -> ElfProgram:
+    """The object's relocator, made once (the file is read at the first run)."""
+    elf = getattr(obj, "_vm_elf", None)
+    if elf is None:
+        kconfig = obj.sections.get(".kconfig")
+        offsets = {n: v.offset for n, v in kconfig.variables.items()} if kconfig else {}
+        with open(obj.path, "rb") as f:
+            elf = ElfProgram(f.read(), offsets)
+        obj._vm_elf = elf
+    return elf
+
+
+def load_vm(obj: Any, name: str) -> Vm:
+    """The program ``name`` of a loaded emulated object, ready to run against its maps."""
+    relocated = elf_program(obj).relocate(name)
+    maps = []
+    for key in relocated.maps:
+        amap = obj._maps.get(key)
+        if amap is None:
+            raise OSError(errno.EOPNOTSUPP, f"program {name}: map {key} has no emulated map")
+        maps.append(amap)
+    try:
+        return Vm(relocated.insns, maps, name=name)
+    except OSError as exc:  # the C core counts maps; say which
+        text = re.sub(r"map (\d+)", lambda m: f"map {relocated.maps[int(m[1])]}",
+                      exc.strerror or "")
+        raise OSError(exc.errno, text) from None
+
+
+def check_programs(obj: Any) -> None:
+    """What the kernel's load refuses that the interpreter's load sees: unknown opcodes and
+    helpers, jumps outside the program, writes into ``BPF_F_RDONLY_PROG`` maps (EACCES)."""
+    for name in obj.programs:
+        try:
+            load_vm(obj, name).close()
+        except OSError as exc:
+            raise OSError(exc.errno, f"load {obj.path}: {exc.strerror}") from None
+
+
+def test_run(prog: Any, data: bytes, ctx: bytes | None, repeat: int) -> tuple[int, int, bytes,
+                                                                               bytes]:
+    """retval, duration_ns, data, ctx, as the kernel's BPF_PROG_TEST_RUN gives them."""
+    kind = prog.type
+    if kind == "xdp":
+        return _xdp(prog, data, ctx, repeat)
+    if kind in ("syscall", "raw_tracepoint"):
+        if data:
+            raise _einval(prog.name, f"{kind} programs take no data")
+        if repeat > 1:
+            raise _einval(prog.name, f"{kind} programs run once (repeat 1)")
+        return _on_context(prog, kind, ctx)
+    raise OSError(_ENOTSUPP, f"test_run {prog.name}: {kind} programs have no test run "
+                  "on the emulated backend")
+
+
+def _xdp(prog: Any, data: bytes, ctx: bytes | None, repeat: int) -> tuple[int, int, bytes,
+                                                                          bytes]:
+    if len(data) < _ETH_HLEN:
+        raise _einval(prog.name, f"an XDP packet has at least {_ETH_HLEN} bytes")
+    if len(data) > _XDP_LINEAR_MAX:
+        raise ValueError(f"test_run {prog.name}: packets over {_XDP_LINEAR_MAX} bytes (the "
+                         "kernel's fragments) are not emulated")
+    md = bytearray(_XDP_MD.size)
+    if ctx is not None:
+        if len(ctx) < _XDP_MD.size:
+            raise OSError(errno.ENOSPC, f"test_run {prog.name}: ctx holds a {_XDP_MD.size}-byte "
+                          "struct xdp_md")
+        fields = _XDP_MD.unpack_from(ctx)
+        if len(ctx) > _XDP_MD.size or fields[0] or fields[2] or fields[1] not in (0, len(data)):
+            raise _einval(prog.name, "ctx: data and data_meta must be 0, data_end the size")
+        if any(fields[3:]):
+            raise ValueError(f"test_run {prog.name}: interface and queue indexes in ctx are "
+                             "not emulated")
+    packet = bytearray(data)
+    with load_vm(prog._owner, prog.name) as vm:
+        regions = [Region(md, READ, REGION_XDP_MD, packet), Region(packet, READ | WRITE)]
+        start = time.perf_counter_ns()
+        run = vm.run(_address(md), regions, repeat=max(repeat, 1))
+        elapsed = time.perf_counter_ns() - start
+    return run.retval & 0xFFFFFFFF, elapsed // max(repeat, 1), bytes(packet), (
+        bytes(ctx) if ctx is not None else b"")
+
+
+def _on_context(prog: Any, kind: str, ctx: bytes | None) -> tuple[int, int, bytes, bytes]:
+    buf = bytearray(ctx or b"")
+    if kind == "raw_tracepoint" and len(buf) > _MAX_RAW_TP_ARGS * 8:
+        raise _einval(prog.name, f"a raw tracepoint has at most {_MAX_RAW_TP_ARGS} arguments")
+    if kind == "syscall" and len(buf) > 0xFFFF:
+        raise _einval(prog.name, "a syscall program's context has at most 65535 bytes")
+    flags = READ | (WRITE if kind == "syscall" else 0)
+    with load_vm(prog._owner, prog.name) as vm:
+        regions = [Region(buf, flags)] if buf else []
+        run = vm.run(_address(buf) if buf else 0, regions)
+    out = bytes(buf) if kind == "syscall" else bytes(ctx or b"")
+    return run.retval & 0xFFFFFFFF, 0, b"", out if ctx else b""
+
+
+def _address(buf: bytearray) -> int:
+    from ._core import ffi
+
+    return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))
