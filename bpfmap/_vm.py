@@ -162,10 +162,10 @@ class Vm:
         """What ``bpf_trace_printk`` wrote so far (and, by default, forget it)."""
         vm = self._handle()
         size = ffi.new("uint64_t *")
-        text = ffi.string(lib.bpfvm_trace_output(vm, size), size[0]).decode("utf-8", "replace")
+        raw: bytes = ffi.string(lib.bpfvm_trace_output(vm, size), size[0])
         if clear:
             lib.bpfvm_trace_clear(vm)
-        return text
+        return raw.decode("utf-8", "replace")
 
     def _unmap(self) -> None:
         for mem in self._mem:
