@@ -531,7 +531,7 @@ static int decode_all(struct bpfvm *vm, const struct raw_insn *raw, struct bpfvm
             report_set(rep, (int32_t)i, r->code, "invalid register r%u",
                        (unsigned)(d->dst > 10 ? d->dst : d->src));
             err = -EINVAL;
-            break;
+            goto out;
         }
         switch (cls) {
         case CLS_LD:
