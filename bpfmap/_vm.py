@@ -25,7 +25,7 @@ from ._map import ArrayMap
 # What a run may execute before it is stopped (E2BIG): the kernel's verifier bounds every
 # program; without it, this bounds every run.
 DEFAULT_BUDGET = 1 << 24
-READ, WRITE = 1, 2
+READ, WRITE, PAST_CTX = 1, 2, 4
 REGION_PLAIN, REGION_XDP_MD = 0, 1
 _BPF_F_RDONLY_PROG = 1 << 7
 _EMULATED = 0

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from ._relocate import ElfProgram
-from ._vm import READ, REGION_XDP_MD, WRITE, Region, Vm
+from ._vm import PAST_CTX, READ, REGION_XDP_MD, WRITE, Region, Vm
 
 _ETH_HLEN = 14
 # The linear part of an XDP test packet: a page minus XDP_PACKET_HEADROOM and the tailroom
@@ -127,14 +127,24 @@ def _on_context(prog: Any, kind: str, ctx: bytes | None) -> tuple[int, int, byte
     if kind == "syscall" and len(buf) > 0xFFFF:
         raise _einval(prog.name, "a syscall program's context has at most 65535 bytes")
     flags = READ | (WRITE if kind == "syscall" else 0)
+    # The context, then the rest of what the program could address through it: reading
+    # there is the kernel's EINVAL (a ctx shorter than the program's max_ctx_offset).
+    limit = _MAX_RAW_TP_ARGS * 8 if kind == "raw_tracepoint" else 0xFFFF
+    whole = bytearray(limit)
+    whole[: len(buf)] = buf
+    view = memoryview(whole)
     with load_vm(prog._owner, prog.name) as vm:
-        regions = [Region(buf, flags)] if buf else []
-        run = vm.run(_address(buf) if buf else 0, regions)
+        regions = [Region(view[len(buf):], PAST_CTX)]
+        if buf:
+            regions.append(Region(view[: len(buf)], flags))
+        run = vm.run(_address(whole), regions)
+        buf[:] = view[: len(buf)]
+    view.release()
     out = bytes(buf) if kind == "syscall" else bytes(ctx or b"")
     return run.retval & 0xFFFFFFFF, 0, b"", out if ctx else b""
 
 
-def _address(buf: bytearray) -> int:
+def _address(buf: Any) -> int:
     from ._core import ffi
 
     return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))

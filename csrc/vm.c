@@ -720,6 +720,7 @@ enum {
     WHY_FROZEN,
     WHY_CONVERTED, /* not a fault: a context load whose value is in vm->conv */
     WHY_PARTIAL_PTR,
+    WHY_PAST_CTX,
 };
 
 static const char *const fault_why[] = {
@@ -732,6 +733,7 @@ static const char *const fault_why[] = {
                     "every write, programs' too)"),
     [WHY_CONVERTED] = "of a context field",
     [WHY_PARTIAL_PTR] = "of part of a packet pointer field of the context",
+    [WHY_PAST_CTX] = "past the end of the context given to the test run",
 };
 
 /* The slow path of vm_mem(): the caller's regions, then the maps' values. */
@@ -748,6 +750,10 @@ static void *area_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write,
         }
         if (a->elem_size && o % a->elem_size + size > a->value_size) {
             *why = WHY_PADDING;
+            return NULL;
+        }
+        if (a->flags & BPFVM_PAST_CTX) {
+            *why = WHY_PAST_CTX;
             return NULL;
         }
         if (!(a->flags & (write ? BPFVM_WRITE : BPFVM_READ))) {
@@ -813,7 +819,7 @@ static int setup_areas(struct bpfvm *vm, const struct bpfvm_region *regions, uin
     }
     for (uint32_t i = 0; i < n; i++) {
         const struct bpfvm_region *r = &regions[i];
-        if (r->len && (!r->base || r->base + r->len < r->base || (r->flags & ~3u))) {
+        if (r->len && (!r->base || r->base + r->len < r->base || (r->flags & ~7u))) {
             report_set(rep, -1, 0, "region %u is invalid", i);
             return -EINVAL;
         }
@@ -858,7 +864,7 @@ static int fault(struct bpfvm *vm, struct bpfvm_report *rep, const struct bpfvm_
 {
     report_set(rep, INSN_AT(pc), "%u-byte %s 0x%llx %s", (unsigned)size,
                write ? "store to" : "load from", (unsigned long long)addr, fault_why[why]);
-    return why == WHY_FROZEN ? -EPERM : -EACCES;
+    return why == WHY_FROZEN ? -EPERM : why == WHY_PAST_CTX ? -EINVAL : -EACCES;
 }
 
 static const char *helper_name(uint64_t id)

@@ -14,6 +14,9 @@
 enum {
     BPFVM_READ = 1,
     BPFVM_WRITE = 2,
+    /* Past the end of the context: any access is -EINVAL, as the kernel refuses a test run
+     * whose ctx is shorter than what the program reads (max_ctx_offset). */
+    BPFVM_PAST_CTX = 4,
 };
 
 /* Limits, as the kernel has them (MAX_BPF_STACK, MAX_CALL_FRAMES). */
