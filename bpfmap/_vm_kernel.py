@@ -66,21 +66,29 @@ class KernelProgram:
 
     def __init__(self, insns: bytes, prog_type: str, maps: Sequence[ArrayMap] = ()) -> None:
         code = with_map_fds(insns, [m.fd for m in maps])
-        log = ctypes.create_string_buffer(1 << 16)
+        try:
+            self.fd = self._load(code, prog_type, 0)
+        except OSError:  # again with the verifier's log, for the message
+            self.fd = self._load(code, prog_type, 1)
+        self.type = prog_type
+
+    @staticmethod
+    def _load(code: bytes, prog_type: str, log_level: int) -> int:
+        log = ctypes.create_string_buffer((1 << 20) if log_level else 1)
         lic = ctypes.create_string_buffer(b"GPL")
         buf = ctypes.create_string_buffer(code, len(code))
         attr = ctypes.create_string_buffer(_ATTR_SIZE)
         flags = BPF_F_SLEEPABLE if prog_type == "syscall" else 0
         struct.pack_into("<IIQQIIQII", attr, 0, PROG_TYPE[prog_type], len(code) // 8,
-                         ctypes.addressof(buf), ctypes.addressof(lic), 1, len(log),
-                         ctypes.addressof(log), 0, flags)
+                         ctypes.addressof(buf), ctypes.addressof(lic), log_level,
+                         len(log) if log_level else 0, ctypes.addressof(log) if log_level else 0,
+                         0, flags)
         try:
-            self.fd = _bpf(BPF_PROG_LOAD, attr)
+            return _bpf(BPF_PROG_LOAD, attr)
         except OSError as exc:
             text = log.value.decode("utf-8", "replace").strip().splitlines()
             raise OSError(exc.errno, f"BPF_PROG_LOAD: {exc.strerror}: "
                           + " | ".join(text[-3:])) from None
-        self.type = prog_type
 
     def test_run(self, data: bytes = b"", ctx: bytes | None = None, repeat: int = 0
                  ) -> tuple[int, int, bytes, bytes]:

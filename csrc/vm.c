@@ -741,14 +741,19 @@ static void *area_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write,
 {
     for (uint32_t i = 0; i < vm->area_cnt; i++) {
         const struct bpfvm_area *a = &vm->areas[i];
-        uint64_t o = addr - a->base;
+        uint64_t o = addr - a->base, in_elem = o;
         if (o >= a->len)
             continue;
         if (a->len - o < size) {
             *why = WHY_CROSSING;
             return NULL;
         }
-        if (a->elem_size && o % a->elem_size + size > a->value_size) {
+        if (a->elem_size && a->len != a->elem_size) {
+            /* 32-bit division where it fits: a 64-bit one costs tens of cycles */
+            in_elem = a->len <= UINT32_MAX ? (uint32_t)o % (uint32_t)a->elem_size
+                                           : o % a->elem_size;
+        }
+        if (a->elem_size && in_elem + size > a->value_size) {
             *why = WHY_PADDING;
             return NULL;
         }
@@ -760,16 +765,23 @@ static void *area_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write,
             *why = !write ? WHY_WRITEONLY : a->frozen ? WHY_FROZEN : WHY_READONLY;
             return NULL;
         }
-        if (a->kind == BPFVM_REGION_XDP_MD && o < 12 && o % 4 == 0) {
+        if (a->kind == BPFVM_REGION_XDP_MD && o < 12) {
             /* xdp_md's data, data_end, data_meta: the kernel rewrites these 4-byte
-             * loads into loads of the 64-bit pointers (xdp_convert_ctx_access()). */
-            if (size != 4) {
+             * loads into loads of the 64-bit pointers (xdp_convert_ctx_access()) and
+             * refuses any other access to them. */
+            if (size != 4 || o % 4) {
                 *why = WHY_PARTIAL_PTR;
                 return NULL;
             }
             vm->conv = o == 4 ? a->data_end : a->data;
             *why = WHY_CONVERTED;
             return NULL;
+        }
+        if (a->kind == BPFVM_REGION_PLAIN && (!a->elem_size || a->len == a->elem_size)) {
+            /* a flat area: the next access probably hits it again (vm_mem's cache) */
+            vm->hot_base = a->base;
+            vm->hot_len = a->elem_size ? a->value_size : a->len;
+            vm->hot_flags = a->flags;
         }
         return (void *)(uintptr_t)addr;
     }
@@ -779,8 +791,14 @@ static void *area_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write,
 
 static inline void *vm_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write, int *why)
 {
+    uint64_t o;
     /* The live stack frames first: the common case. */
     if (addr - vm->stack_lo < vm->stack_hi - vm->stack_lo && vm->stack_hi - addr >= size)
+        return (void *)(uintptr_t)addr;
+    /* then the flat area of the last access that went through area_mem() */
+    o = addr - vm->hot_base;
+    if (o < vm->hot_len && vm->hot_len - o >= size &&
+        (vm->hot_flags & (write ? BPFVM_WRITE : BPFVM_READ)))
         return (void *)(uintptr_t)addr;
     return area_mem(vm, addr, size, write, why);
 }
@@ -808,6 +826,7 @@ static int setup_areas(struct bpfvm *vm, const struct bpfvm_region *regions, uin
 {
     uint32_t need = n + vm->map_cnt;
     vm->area_cnt = 0;
+    vm->hot_len = 0;
     if (n && !regions)
         return -EINVAL;
     if (need > vm->area_cap) {

@@ -69,6 +69,8 @@ struct bpfvm {
     uint64_t trace_cap;
     const char *helper_why; /* set by a helper that fails, for the report */
     uint64_t conv;          /* the value of a converted context load (area_mem) */
+    uint64_t hot_base, hot_len; /* the flat area that area_mem() found last ... */
+    uint32_t hot_flags;         /* ... and what it allows (BPFVM_READ | BPFVM_WRITE) */
 };
 
 #endif
