@@ -16,6 +16,7 @@ from __future__ import annotations
 import mmap as _mmap
 import os
 import struct
+import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -92,6 +93,9 @@ class Vm:
         self._vm: Any = None
         self._mem: list[_MapMemory] = []
         self.name = name
+        # The C core releases the GIL: one run at a time (a run's regions and stack live in
+        # the Vm), and no close while one runs.
+        self._lock = threading.Lock()
         code = bytes(memoryview(insns))
         if not code or len(code) % 8:
             raise ValueError(f"{name}: the instructions must be a non-empty multiple of 8 "
@@ -129,18 +133,24 @@ class Vm:
 
     def run(self, arg: int = 0, regions: Sequence[Region] = (), *, repeat: int = 1,
             budget: int = DEFAULT_BUDGET, seed: int | None = None) -> VmRun:
-        """Run ``repeat`` times with r1 = ``arg``; ``regions`` adds memory the run may touch."""
-        vm = self._handle()
-        if not 1 <= repeat < 2**32:
-            raise ValueError(f"repeat must be in 1..{2**32 - 1}, got {repeat}")
-        if not 1 <= budget < 2**64:
-            raise ValueError(f"budget must be in 1..{2**64 - 1}, got {budget}")
-        if seed is not None:
-            lib.bpfvm_set_seed(vm, seed)
+        """Run ``repeat`` times with r1 = ``arg``; ``regions`` adds memory the run may touch
+        (a region with ``WRITE`` needs a writable buffer). Each repetition executes at most
+        ``budget`` instructions."""
+        for what, value, low, bits in (("arg", arg, 0, 64), ("repeat", repeat, 1, 32),
+                                       ("budget", budget, 1, 64)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+            if not low <= value < 2**bits:
+                raise ValueError(f"{what} must be in {low}..{2**bits - 1}, got {value}")
         table = ffi.new("struct bpfvm_region[]", max(len(regions), 1))
         keep = []
         for i, region in enumerate(regions):
-            buf = ffi.from_buffer(region.buffer)
+            try:
+                buf = ffi.from_buffer(region.buffer, require_writable=bool(region.flags & WRITE))
+            except (TypeError, BufferError):
+                raise TypeError(f"region {i}: a {'writable ' if region.flags & WRITE else ''}"
+                                f"buffer is needed, not {type(region.buffer).__name__}"
+                                ) from None
             keep.append(buf)
             r = table[i]
             r.base = ffi.cast("uintptr_t", buf)
@@ -153,18 +163,30 @@ class Vm:
                 r.data = ffi.cast("uintptr_t", pkt)
                 r.data_end = r.data + len(pkt)
         retval = ffi.new("uint64_t *")
-        rc = lib.bpfvm_run(vm, arg, table, len(regions), budget, repeat, retval, self._report)
-        if rc:
-            raise vm_error(rc, self._report, f"run {self.name}")
-        return VmRun(int(retval[0]), int(self._report.executed))
+        executed = 0
+        with self._lock:
+            vm = self._handle()
+            if seed is not None:
+                lib.bpfvm_set_seed(vm, seed)
+            # In slices, so that Ctrl-C (Python's signal handlers) gets through between them.
+            while repeat:
+                n = min(repeat, 1024)
+                rc = lib.bpfvm_run(vm, arg, table, len(regions), budget, n, retval,
+                                   self._report)
+                executed += int(self._report.executed)
+                if rc:
+                    raise vm_error(rc, self._report, f"run {self.name}")
+                repeat -= n
+        return VmRun(int(retval[0]), executed)
 
     def trace(self, clear: bool = True) -> str:
         """What ``bpf_trace_printk`` wrote so far (and, by default, forget it)."""
-        vm = self._handle()
         size = ffi.new("uint64_t *")
-        raw: bytes = ffi.string(lib.bpfvm_trace_output(vm, size), size[0])
-        if clear:
-            lib.bpfvm_trace_clear(vm)
+        with self._lock:
+            vm = self._handle()
+            raw: bytes = ffi.string(lib.bpfvm_trace_output(vm, size), size[0])
+            if clear:
+                lib.bpfvm_trace_clear(vm)
         return raw.decode("utf-8", "replace")
 
     def _unmap(self) -> None:
@@ -174,10 +196,11 @@ class Vm:
 
     def close(self) -> None:
         """Free the program and unmap the maps (the maps themselves stay open)."""
-        if self._vm is not None:
-            ffi.release(self._vm)
-            self._vm = None
-        self._unmap()
+        with self._lock:
+            if self._vm is not None:
+                ffi.release(self._vm)
+                self._vm = None
+            self._unmap()
 
     @property
     def closed(self) -> bool:

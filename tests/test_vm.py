@@ -349,3 +349,45 @@ def test_vm_misuse() -> None:
     m.close()
     with pytest.raises(ValueError):
         Vm(EXIT, [m])
+
+
+def test_region_and_argument_checks() -> None:
+    with Vm(insn(ST | MEM | DW, 1, 0, 0, 5) + insn(ALU64 | 0xB0, 0, 0, 0, 0) + EXIT) as vm:
+        with pytest.raises(TypeError, match="writable buffer"):
+            vm.run(0, [Region(b"12345678", READ | WRITE)])
+        with pytest.raises(ValueError, match="arg"):
+            vm.run(-1)
+        with pytest.raises(TypeError, match="budget"):
+            vm.run(0, budget=1.5)  # type: ignore[arg-type]
+        data = b"12345678"
+        from bpfmap._core import ffi
+
+        ro = ffi.from_buffer(data)
+        with pytest.raises(PermissionError, match="read-only region"):
+            vm.run(int(ffi.cast("uintptr_t", ro)), [Region(data, READ)])
+        assert data == b"12345678"
+
+
+def test_threads_share_a_vm_safely() -> None:
+    import threading
+
+    loop = insn(ALU64 | 0xB0, 2, 0, 0, 2000) + insn(ALU64 | 0x17, 2, 0, 0, 1) + insn(
+        JMP | 0x50, 2, 0, -2, 0) + insn(ALU64 | 0xB0, 0, 0, 0, 9) + EXIT
+    vm = Vm(loop)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(50):
+                results.append(vm.run(repeat=3).retval)
+        except ValueError as exc:  # closed under it: refused, not a crash
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    vm.close()
+    for t in threads:
+        t.join()
+    assert set(results) <= {9} and all("closed" in str(e) for e in errors)
