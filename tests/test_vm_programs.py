@@ -149,3 +149,31 @@ def test_emulated_test_run_checks_like_the_kernel() -> None:
             with pytest.raises(OSError) as info:
                 k.programs[name].test_run(**kwargs)  # type: ignore[arg-type]
             assert info.value.errno == err
+
+
+def test_docs_runtime_example_on_both_backends(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "bpf-objects.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+                 if "no root needed" in b)
+    counter = repr(str(ROOT / "bpfmap" / "bpf" / "counter.bpf.o"))
+    backends = {"emulated": block.replace('"counter.bpf.o"', counter)}
+    if conftest_kernel():
+        backends["kernel"] = backends["emulated"].replace(
+            "BpfObject.open(" + counter + ")",
+            "BpfObject.open(" + counter + ", backend='kernel')")
+    for backend, code in backends.items():
+        script = tmp_path / f"{backend}.py"
+        script.write_text(code)
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "2 1000 64000\n1000\n", backend
+
+
+def conftest_kernel() -> bool:
+    require_kernel()
+    return True
