@@ -27,7 +27,7 @@ from ._map import ArrayMap
 # program; without it, this bounds every run.
 DEFAULT_BUDGET = 1 << 24
 READ, WRITE, PAST_CTX = 1, 2, 4
-REGION_PLAIN, REGION_XDP_MD = 0, 1
+REGION_PLAIN, REGION_XDP_MD, REGION_SKB = 0, 1, 2
 _BPF_F_RDONLY_PROG = 1 << 7
 _EMULATED = 0
 
@@ -42,7 +42,8 @@ class VmRun(NamedTuple):
 
 class Region(NamedTuple):
     """Memory besides the stack and the maps that a run may touch: a writable buffer (or
-    bytes, read-only), its permissions, and for ``REGION_XDP_MD`` the packet it describes."""
+    bytes, read-only), its permissions, and for ``REGION_XDP_MD``/``REGION_SKB`` the packet it
+    describes (for ``REGION_SKB``: its bytes after the 14-byte MAC header, preceded by it)."""
 
     buffer: Any
     flags: int = READ | WRITE
@@ -160,8 +161,9 @@ class Vm:
             if region.packet is not None:
                 pkt = ffi.from_buffer(region.packet)
                 keep.append(pkt)
-                r.data = ffi.cast("uintptr_t", pkt)
-                r.data_end = r.data + len(pkt)
+                start = int(ffi.cast("uintptr_t", pkt))
+                r.data = start + (14 if region.kind == REGION_SKB else 0)
+                r.data_end = start + len(pkt)
         retval = ffi.new("uint64_t *")
         executed = 0
         with self._lock:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ._map import ArrayMap
-from ._vm import READ, REGION_XDP_MD, WRITE, Region, Vm
+from ._vm import READ, REGION_SKB, REGION_XDP_MD, WRITE, Region, Vm
 
 _NR_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 BPF_PROG_LOAD, BPF_PROG_TEST_RUN = 5, 10
@@ -138,6 +138,13 @@ def run_vm(insns: bytes, prog_type: str, maps: Sequence[ArrayMap], data: bytes =
         if prog_type == "xdp":
             regions = [Region(md, READ, REGION_XDP_MD, packet), Region(packet, READ | WRITE)]
             arg = int(ffi.cast("uintptr_t", ffi.from_buffer(md)))
+        elif prog_type == "socket_filter":
+            from ._vm_run import sk_buff
+
+            skb = sk_buff(bytes(data))
+            regions = [Region(skb, READ | WRITE, REGION_SKB, bytes(data))]
+            arg = int(ffi.cast("uintptr_t", ffi.from_buffer(skb)))
+            packet[:14] = bytes(14)  # the kernel returns the frame with its MAC header zeroed
         else:
             regions = [Region(ctx_buf, READ | WRITE)] if ctx_buf else []
             arg = int(ffi.cast("uintptr_t", ffi.from_buffer(ctx_buf))) if ctx_buf else 0

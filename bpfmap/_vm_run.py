@@ -11,6 +11,12 @@ gets the context and the argument checks of the kernel's ``bpf_prog_test_run_*``
 * ``syscall``: no ``data``, ``repeat`` 1, a context buffer of at most 65535 bytes that the
   program may read and write, returned as the program left it.
 * ``raw_tracepoint``: no ``data``, ``repeat`` 1, at most 12 u64 arguments, read-only.
+* ``socket_filter``: ``data`` of 14 to 3712 bytes, an Ethernet frame received on ``lo``:
+  IPv4 and IPv6 frames need their whole header (else ``EINVAL``); ``r1`` is a
+  ``struct __sk_buff`` (``len`` without the MAC header, ``pkt_type`` and
+  ``protocol`` as ``eth_type_trans`` sets them, ``ifindex`` 1); the packet is read with
+  ``BPF_ABS``/``BPF_IND`` loads and ``bpf_skb_load_bytes``; the data returned has its MAC
+  header zeroed, as the kernel returns it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import time
 from typing import Any
 
 from ._relocate import ElfProgram
-from ._vm import PAST_CTX, READ, REGION_XDP_MD, WRITE, Region, Vm
+from ._vm import PAST_CTX, READ, REGION_SKB, REGION_XDP_MD, WRITE, Region, Vm
 
 _ETH_HLEN = 14
 # The linear part of an XDP test packet: a page minus XDP_PACKET_HEADROOM and the tailroom
@@ -30,6 +36,8 @@ _ETH_HLEN = 14
 _XDP_LINEAR_MAX = 3520
 _XDP_MD = struct.Struct("<6I")  # data, data_end, data_meta, ingress/rx_queue/egress index
 _MAX_RAW_TP_ARGS = 12
+_SKB_MAX = 3712  # probed: the largest socket-filter test packet on 4 KiB pages
+_SK_BUFF_SIZE = 192
 _ENOTSUPP = 524
 
 
@@ -82,6 +90,8 @@ def test_run(prog: Any, data: bytes, ctx: bytes | None, repeat: int) -> tuple[in
     kind = prog.type
     if kind == "xdp":
         return _xdp(prog, data, ctx, repeat)
+    if kind == "socket_filter":
+        return _socket_filter(prog, data, ctx, repeat)
     if kind in ("syscall", "raw_tracepoint"):
         if data:
             raise _einval(prog.name, f"{kind} programs take no data")
@@ -118,6 +128,41 @@ def _xdp(prog: Any, data: bytes, ctx: bytes | None, repeat: int) -> tuple[int, i
         elapsed = time.perf_counter_ns() - start
     return run.retval & 0xFFFFFFFF, elapsed // max(repeat, 1), bytes(packet), (
         bytes(ctx) if ctx is not None else b"")
+
+
+def sk_buff(data: bytes) -> bytearray:
+    """The ``struct __sk_buff`` a socket filter sees for ``data`` received on ``lo``."""
+    skb = bytearray(_SK_BUFF_SIZE)
+    dest, proto = data[:6], data[12:14]
+    # eth_type_trans(): multicast bit -> PACKET_MULTICAST (lo's broadcast address is zero),
+    # lo's own (zero) address -> PACKET_HOST, else PACKET_OTHERHOST
+    pkt_type = 2 if dest[0] & 1 else 0 if dest == bytes(6) else 3
+    if int.from_bytes(proto, "big") < 0x600:  # an 802.3 length: ETH_P_802_3 or ETH_P_802_2
+        proto = (1 if data[14:16] == b"\xff\xff" else 4).to_bytes(2, "big")
+    struct.pack_into("<II", skb, 0, len(data) - _ETH_HLEN, pkt_type)
+    skb[16:18] = proto  # __be16 in a u32 field
+    struct.pack_into("<I", skb, 40, 1)  # ifindex: lo
+    return skb
+
+
+def _socket_filter(prog: Any, data: bytes, ctx: bytes | None, repeat: int
+                   ) -> tuple[int, int, bytes, bytes]:
+    if not _ETH_HLEN <= len(data) <= _SKB_MAX:
+        raise _einval(prog.name, f"a socket filter's packet has {_ETH_HLEN} to {_SKB_MAX} bytes")
+    # bpf_prog_test_run_skb() wants the whole network header of IPv4 and IPv6 (probed)
+    need = {b"\x08\x00": 20, b"\x86\xdd": 40}.get(bytes(data[12:14]), 0)
+    if len(data) - _ETH_HLEN < need:
+        raise _einval(prog.name, f"an IPv4/IPv6 frame needs its {need}-byte header")
+    if ctx is not None:
+        raise ValueError(f"test_run {prog.name}: a __sk_buff ctx is not emulated")
+    skb, packet = sk_buff(data), bytes(data)
+    with load_vm(prog._owner, prog.name) as vm:
+        start = time.perf_counter_ns()
+        run = vm.run(_address(skb), [Region(skb, READ | WRITE, REGION_SKB, packet)],
+                     repeat=max(repeat, 1))
+        elapsed = time.perf_counter_ns() - start
+    return (run.retval & 0xFFFFFFFF, elapsed // max(repeat, 1), bytes(_ETH_HLEN) + packet[14:],
+            b"")
 
 
 def _on_context(prog: Any, kind: str, ctx: bytes | None) -> tuple[int, int, bytes, bytes]:

@@ -37,6 +37,8 @@
 #define CLS_ALU64 0x07
 #define SRC_X 0x08
 #define MODE_IMM 0x00
+#define MODE_ABS 0x20
+#define MODE_IND 0x40
 #define MODE_MEM 0x60
 #define MODE_MEMSX 0x80
 #define MODE_ATOMIC 0xc0
@@ -52,6 +54,8 @@
 #define PSEUDO_MAP_IDX 5
 #define PSEUDO_MAP_IDX_VALUE 6
 #define PSEUDO_CALL 1
+#define SKF_NET_OFF (-0x100000)
+#define SKF_LL_OFF (-0x200000)
 
 /* The internal opcodes: one per distinct behaviour, so the run loop never decodes. */
 #define VM_ALU_OPS(X, W)                                                                  \
@@ -69,7 +73,7 @@
 #define VM_OPS(X)                                                                         \
     X(BAD) VM_ALU_OPS(X, 64) VM_ALU_OPS(X, 32) X(MOVSX64_32) X(NOP) X(TRUNC16) X(TRUNC32) \
     X(SWAP16) X(SWAP32) X(SWAP64) VM_JMP_OPS(X, 64) VM_JMP_OPS(X, 32) X(JA) X(CALL)       \
-    X(CALL_LOCAL) X(EXIT) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW) X(LDXSX_B)         \
+    X(CALL_LOCAL) X(EXIT) X(LDDW) X(LD_PKT) X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW) X(LDXSX_B)         \
     X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) X(STX_H) X(STX_W)     \
     X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW)
 
@@ -493,7 +497,7 @@ static int check_rdonly_prog(const struct bpfvm *vm, const struct raw_insn *raw,
                        "write into map forbidden: map %d is BPF_F_RDONLY_PROG", ptr[1] - 1);
             return -EACCES;
         }
-        if (d->op == OP_CALL || d->op == OP_CALL_LOCAL) {
+        if (d->op == OP_CALL || d->op == OP_CALL_LOCAL || d->op == OP_LD_PKT) {
             for (int r = 0; r <= 5; r++)
                 value[r] = ptr[r] = 0;
         }
@@ -535,8 +539,23 @@ static int decode_all(struct bpfvm *vm, const struct raw_insn *raw, struct bpfvm
         }
         switch (cls) {
         case CLS_LD:
+            if ((r->code & 0xe0) == MODE_ABS || (r->code & 0xe0) == MODE_IND) {
+                /* legacy packet loads; check_ld_abs(): dst r0, no offset, no source
+                 * register for BPF_ABS, no 8-byte form */
+                if ((r->code & 0x18) == SIZE_DW || d->dst || r->off ||
+                    ((r->code & 0xe0) == MODE_ABS && d->src)) {
+                    why = "uses reserved fields";
+                    err = -EINVAL;
+                    break;
+                }
+                d->op = OP_LD_PKT;
+                d->off = (r->code & 0x18) == SIZE_B ? 1 : (r->code & 0x18) == SIZE_H ? 2 : 4;
+                d->imm = (uint64_t)(int64_t)r->imm;
+                if ((r->code & 0xe0) == MODE_ABS)
+                    d->src = 11; /* no index register: r[11] is always 0 */
+                break;
+            }
             if (r->code != (CLS_LD | MODE_IMM | SIZE_DW)) {
-                /* BPF_ABS/BPF_IND (legacy packet loads) included */
                 why = "unknown opcode";
                 err = -EINVAL;
                 break;
@@ -666,6 +685,7 @@ int bpfvm_load(struct bpfvm **out, const void *insns, uint32_t insn_cnt,
     vm->helpers[BPFVM_FUNC_get_current_pid_tgid] = bpfvm_get_current_pid_tgid;
     vm->helpers[BPFVM_FUNC_get_current_uid_gid] = bpfvm_get_current_uid_gid;
     vm->helpers[BPFVM_FUNC_ktime_get_boot_ns] = bpfvm_ktime_get_boot_ns;
+    vm->helpers[BPFVM_FUNC_skb_load_bytes] = bpfvm_skb_load_bytes;
     for (uint32_t i = 0; i < insn_cnt; i++)
         vm->codes[i] = raw[i].code;
     err = decode_all(vm, raw, report);
@@ -721,6 +741,7 @@ enum {
     WHY_CONVERTED, /* not a fault: a context load whose value is in vm->conv */
     WHY_PARTIAL_PTR,
     WHY_PAST_CTX,
+    WHY_CTX_FIELD,
 };
 
 static const char *const fault_why[] = {
@@ -734,7 +755,17 @@ static const char *const fault_why[] = {
     [WHY_CONVERTED] = "of a context field",
     [WHY_PARTIAL_PTR] = "of part of a packet pointer field of the context",
     [WHY_PAST_CTX] = "past the end of the context given to the test run",
+    [WHY_CTX_FIELD] = "of a __sk_buff field a socket filter may not touch",
 };
+
+/* sk_filter_is_valid_access(): a socket filter reads len .. hash, napi_id and gso_size,
+ * and writes only cb[0..4]. */
+static int skb_field_ok(uint64_t o, uint64_t size, int write)
+{
+    if (write)
+        return o >= 48 && o + size <= 68;
+    return o + size <= 72 || (o >= 84 && o + size <= 88) || (o >= 176 && o + size <= 180);
+}
 
 /* The slow path of vm_mem(): the caller's regions, then the maps' values. */
 static void *area_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write, int *why)
@@ -763,6 +794,10 @@ static void *area_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write,
         }
         if (!(a->flags & (write ? BPFVM_WRITE : BPFVM_READ))) {
             *why = !write ? WHY_WRITEONLY : a->frozen ? WHY_FROZEN : WHY_READONLY;
+            return NULL;
+        }
+        if (a->kind == BPFVM_REGION_SKB && !skb_field_ok(o, size, write)) {
+            *why = WHY_CTX_FIELD;
             return NULL;
         }
         if (a->kind == BPFVM_REGION_XDP_MD && o < 12) {
@@ -842,8 +877,10 @@ static int setup_areas(struct bpfvm *vm, const struct bpfvm_region *regions, uin
             report_set(rep, -1, 0, "region %u is invalid", i);
             return -EINVAL;
         }
-        if (r->kind > BPFVM_REGION_XDP_MD ||
-            (r->kind == BPFVM_REGION_XDP_MD && (r->len < 12 || r->data > r->data_end))) {
+        if (r->kind > BPFVM_REGION_SKB ||
+            (r->kind == BPFVM_REGION_XDP_MD && (r->len < 12 || r->data > r->data_end)) ||
+            (r->kind == BPFVM_REGION_SKB &&
+             (r->len < 192 || r->data < 14 || r->data > r->data_end))) {
             report_set(rep, -1, 0, "region %u is invalid", i);
             return -EINVAL;
         }
@@ -899,6 +936,7 @@ static const char *helper_name(uint64_t id)
     case BPFVM_FUNC_get_current_pid_tgid: return "get_current_pid_tgid";
     case BPFVM_FUNC_get_current_uid_gid: return "get_current_uid_gid";
     case BPFVM_FUNC_ktime_get_boot_ns: return "ktime_get_boot_ns";
+    case BPFVM_FUNC_skb_load_bytes: return "skb_load_bytes";
     default: return "helper";
     }
 }
@@ -931,11 +969,52 @@ int bpfvm_run(struct bpfvm *vm, uint64_t arg, const struct bpfvm_region *regions
     return err;
 }
 
+/* The socket buffer of the run (an area of kind BPFVM_REGION_SKB), or NULL. */
+const struct bpfvm_area *bpfvm_skb_area(struct bpfvm *vm)
+{
+    for (uint32_t i = 0; i < vm->area_cnt; i++)
+        if (vm->areas[i].kind == BPFVM_REGION_SKB)
+            return &vm->areas[i];
+    return NULL;
+}
+
+/* bpf_skb_load_helper_*(): k >= 0 from the network header (skb->data), SKF_NET_OFF + k
+ * likewise, SKF_LL_OFF + k from the MAC header (14 bytes before). 1 with *v set, 0 out of
+ * bounds, -EINVAL without a socket buffer. */
+static int skb_load(struct bpfvm *vm, int32_t k, uint32_t size, uint64_t *v)
+{
+    const struct bpfvm_area *a = bpfvm_skb_area(vm);
+    const unsigned char *p;
+    int64_t start, off;
+
+    if (!a)
+        return -EINVAL;
+    if (k >= 0) {
+        start = (int64_t)a->data;
+        off = k;
+    } else if (k >= SKF_NET_OFF) {
+        start = (int64_t)a->data;
+        off = (int64_t)k - SKF_NET_OFF;
+    } else if (k >= SKF_LL_OFF) {
+        start = (int64_t)a->data - 14;
+        off = (int64_t)k - SKF_LL_OFF;
+    } else {
+        return 0;
+    }
+    if (off < 0 || (uint64_t)(start + off) + size > a->data_end)
+        return 0;
+    p = (const unsigned char *)(uintptr_t)(start + off);
+    *v = size == 1 ? p[0] : size == 2 ? (uint64_t)p[0] << 8 | p[1]
+                                      : (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 |
+                                            (uint64_t)p[2] << 8 | p[3];
+    return 1;
+}
+
 static int run_once(struct bpfvm *vm, uint64_t arg, uint64_t budget, uint64_t *retval,
                     struct bpfvm_report *report)
 {
     struct frame frames[BPFVM_MAX_FRAMES];
-    uint64_t r[11] = {0};
+    uint64_t r[12] = {0}; /* r[11]: a zero for BPF_ABS loads, never written */
     uint64_t left = budget;
     const struct bpfvm_insn *pc = vm->insns;
     unsigned depth = 0;
@@ -1094,6 +1173,24 @@ static int run_once(struct bpfvm *vm, uint64_t arg, uint64_t budget, uint64_t *r
         DISPATCH();
     }
     OP(LDDW) { DST = IMM; pc += 2; DISPATCH(); }
+    OP(LD_PKT) {
+        /* BPF_ABS/BPF_IND: a big-endian load from the socket buffer's packet; out of
+         * bounds, the program ends returning 0 (bpf_skb_load_helper) */
+        uint64_t v;
+        int rc = skb_load(vm, (int32_t)((uint32_t)SRC + (uint32_t)IMM), (uint32_t)pc->off, &v);
+        if (rc < 0) {
+            report_set(report, INSN_AT(pc), "a legacy packet load (BPF_ABS/BPF_IND) needs "
+                       "a socket buffer: only socket filters have one here");
+            err = rc;
+            goto out;
+        }
+        if (rc == 0) {
+            r[0] = 0;
+            goto out_done_frames;
+        }
+        r[0] = v;
+        NEXT();
+    }
 
     /* Loads and stores: through memcpy, so unaligned addresses are fine (as on x86). */
 #define LOADOP(NAME, T, CAST) \
@@ -1201,6 +1298,7 @@ out_budget:
                "the instruction budget of %llu is used up", (unsigned long long)budget);
     err = -E2BIG;
     goto out;
+out_done_frames:
 out_done:
     *retval = r[0];
 out:

@@ -17,6 +17,7 @@
 #define BPFVM_FUNC_get_smp_processor_id 8
 #define BPFVM_FUNC_get_current_pid_tgid 14
 #define BPFVM_FUNC_get_current_uid_gid 15
+#define BPFVM_FUNC_skb_load_bytes 26
 #define BPFVM_FUNC_ktime_get_boot_ns 125
 
 #define BPFVM_MAP_TYPE_ARRAY 2
@@ -72,5 +73,8 @@ struct bpfvm {
     uint64_t hot_base, hot_len; /* the flat area that area_mem() found last ... */
     uint32_t hot_flags;         /* ... and what it allows (BPFVM_READ | BPFVM_WRITE) */
 };
+
+struct bpfvm_area;
+const struct bpfvm_area *bpfvm_skb_area(struct bpfvm *vm);
 
 #endif

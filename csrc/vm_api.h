@@ -32,6 +32,10 @@ enum {
     /* struct xdp_md: 4-byte loads of data (0), data_end (4) and data_meta (8) give the
      * packet pointers data, data_end and data, as the verifier's ctx rewrite does. */
     BPFVM_REGION_XDP_MD = 1,
+    /* struct __sk_buff (192 bytes) of a socket filter: the fields it may touch only;
+     * data .. data_end is the packet after its 14-byte MAC header, for BPF_ABS/BPF_IND
+     * loads and bpf_skb_load_bytes (a socket filter has no direct packet access). */
+    BPFVM_REGION_SKB = 2,
 };
 
 /* Memory a run may touch besides its stack and its maps: the context, the packet data. */
@@ -40,7 +44,7 @@ struct bpfvm_region {
     uint64_t len;
     uint32_t flags;         /* BPFVM_READ | BPFVM_WRITE */
     uint32_t kind;          /* BPFVM_REGION_* */
-    uint64_t data;          /* BPFVM_REGION_XDP_MD: the packet's first byte ... */
+    uint64_t data;          /* XDP_MD, SKB: the packet's first byte ... */
     uint64_t data_end;      /* ... and the byte past its last */
 };
 
@@ -116,3 +120,4 @@ int bpfvm_get_smp_processor_id(struct bpfvm *vm, const uint64_t *args, uint64_t 
 int bpfvm_get_current_pid_tgid(struct bpfvm *vm, const uint64_t *args, uint64_t *ret);
 int bpfvm_get_current_uid_gid(struct bpfvm *vm, const uint64_t *args, uint64_t *ret);
 int bpfvm_ktime_get_boot_ns(struct bpfvm *vm, const uint64_t *args, uint64_t *ret);
+int bpfvm_skb_load_bytes(struct bpfvm *vm, const uint64_t *args, uint64_t *ret);

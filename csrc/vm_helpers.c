@@ -137,6 +137,33 @@ int bpfvm_get_prandom_u32(struct bpfvm *vm, const uint64_t *args, uint64_t *ret)
     return 0;
 }
 
+/* bpf_skb_load_bytes(skb, offset, to, len): from the packet (after the MAC header) into
+ * the program's memory; out of bounds (or offset > INT_MAX) zero-fills and gives -EFAULT. */
+int bpfvm_skb_load_bytes(struct bpfvm *vm, const uint64_t *args, uint64_t *ret)
+{
+    const struct bpfvm_area *a = bpfvm_skb_area(vm);
+    uint32_t off = (uint32_t)args[1], len = (uint32_t)args[3];
+    unsigned char *to;
+
+    if (!a || args[0] != a->base) {
+        vm->helper_why = "r1 is not the socket buffer of a socket filter";
+        return -EINVAL;
+    }
+    to = len ? bpfvm_access(vm, args[2], len, 1) : NULL;
+    if (!to) {
+        vm->helper_why = "r3/r4 do not describe writable memory";
+        return -EACCES;
+    }
+    if (off > INT32_MAX || (uint64_t)off + len > a->data_end - a->data) {
+        memset(to, 0, len);
+        *ret = neg(-EFAULT);
+        return 0;
+    }
+    memcpy(to, (const void *)(uintptr_t)(a->data + off), len);
+    *ret = 0;
+    return 0;
+}
+
 /* bpf_ktime_get_boot_ns(): CLOCK_BOOTTIME, which counts suspend too. */
 int bpfvm_ktime_get_boot_ns(struct bpfvm *vm, const uint64_t *args, uint64_t *ret)
 {

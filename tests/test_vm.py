@@ -233,7 +233,10 @@ def load_error(code: bytes, maps: list[ArrayMap] | None = None) -> OSError:
     (insn(0x18, 0), errno.EINVAL, "missing its second half"),
     (lddw(0, 1) + insn(JMP, off=-2) + EXIT, errno.EINVAL, "into an ld_imm64"),
     (lddw(0, 0, src=1) + EXIT, errno.EBADF, "not in the map table"),
-    (insn(0x20) + EXIT, errno.EINVAL, "unknown opcode"),  # BPF_LD|BPF_ABS
+    (insn(0x38) + EXIT, errno.EINVAL, "reserved fields"),  # BPF_LD|BPF_ABS|BPF_DW
+    (insn(0x20, 1) + EXIT, errno.EINVAL, "reserved fields"),  # BPF_ABS into r1
+    (insn(0x20, 0, 2) + EXIT, errno.EINVAL, "reserved fields"),  # BPF_ABS with a source
+    (insn(0x60) + EXIT, errno.EINVAL, "unknown opcode"),  # BPF_LD|BPF_MEM
     (insn(JMP | 0x80, 0, 2, 0, 0) + EXIT, errno.EINVAL, "kfunc"),
 ])
 def test_load_refusals(code: bytes, err: int, text: str) -> None:
@@ -391,3 +394,58 @@ def test_threads_share_a_vm_safely() -> None:
     for t in threads:
         t.join()
     assert set(results) <= {9} and all("closed" in str(e) for e in errors)
+
+
+# -- socket filters: __sk_buff fields, BPF_ABS/BPF_IND, bpf_skb_load_bytes ---------------------
+
+FRAMES = [
+    bytes(range(1, 61)),  # multicast destination (01:...), protocol 0x0d0e
+    bytes(6) + bytes(range(6)) + b"\x08\x00" + bytes(range(100, 146)),  # to lo's address
+    b"\x02" + bytes(11) + b"\x00\x30" + b"\xff\xff" + bytes(30),  # 802.3 length, raw
+    b"\x02" + bytes(11) + b"\x00\x30" + b"\xaa\xaa" + bytes(3),  # 802.3 length, LLC
+    bytes(14),  # a MAC header only
+]
+R6 = insn(ALU64 | 0xB0 | X, 6, 1)
+SKB_CASES = {
+    **{f"field_{off}": insn(LDX | MEM | W, 0, 6, off)
+       for off in (0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 64, 68, 84, 176)},
+    "narrow_len": insn(LDX | MEM | B, 0, 6, 1),
+    "narrow_proto": insn(LDX | MEM | H, 0, 6, 16),
+    "cb_dw": insn(ST | MEM | DW, 6, 0, 56, -3) + insn(LDX | MEM | DW, 0, 6, 56),
+    **{f"abs_{size}_{k}": insn(0x20 | code, 0, 0, 0, k)
+       for size, code in (("w", 0x00), ("h", 0x08), ("b", 0x10))
+       for k in (0, 1, 2, 30, 43, 44, 45, 46, 200, -0x100000, -0x100000 + 2, -0x200000,
+                 -0x200000 + 12, -0x200000 + 58, -1, -0x300000)},
+    "ind": insn(ALU64 | 0xB0, 7, 0, 0, 3) + insn(0x48, 0, 7, 0, 5),
+    "ind_negative": insn(ALU64 | 0xB0, 7, 0, 0, -10) + insn(0x50, 0, 7, 0, 2),
+    "abs_then_more": insn(0x30, 0, 0, 0, 0) + insn(ALU64 | 0xB0 | X, 7, 0)
+    + insn(0x30, 0, 0, 0, 1) + insn(ALU64 | 0x00 | X, 0, 7),
+    **{f"load_bytes_{off}_{n}": insn(ALU64 | 0xB0 | X, 1, 6) + insn(ALU64 | 0xB0, 2, 0, 0, off)
+       + insn(ALU64 | 0xB0 | X, 3, 10) + insn(ALU64 | 0x00 | K, 3, 0, 0, -8)
+       + insn(ALU64 | 0xB0, 4, 0, 0, n) + insn(JMP | 0x80, imm=26) + insn(ALU64 | 0xB0 | X, 7, 0)
+       + insn(LDX | MEM | DW, 0, 10, -8) + insn(ALU64 | 0x00 | X, 0, 7)
+       for off, n in ((0, 8), (2, 4), (40, 6), (41, 6), (-1, 2))},
+}
+
+
+@pytest.mark.parametrize("frame", range(len(FRAMES)))
+@pytest.mark.parametrize("body", list(SKB_CASES.values()), ids=list(SKB_CASES))
+def test_socket_filter_like_the_kernel(body: bytes, frame: int) -> None:
+    require_kernel()
+    prog = R6 + insn(ST | MEM | DW, 10, 0, -8, 0) + body + EXIT
+    data = FRAMES[frame]
+    assert run_vm(prog, "socket_filter", [], data=data) == run_kernel(prog, "socket_filter",
+                                                                      [], data=data)
+
+
+def test_socket_filter_fields_it_may_not_touch() -> None:
+    require_kernel()
+    for body in (insn(ST | MEM | W, 6, 0, 8, 5), insn(LDX | MEM | W, 0, 6, 76),
+                 insn(LDX | MEM | W, 0, 6, 72)):
+        prog = R6 + body + insn(ALU64 | 0xB0, 0, 0, 0, 0) + EXIT
+        with pytest.raises(PermissionError):
+            run_kernel(prog, "socket_filter", [], data=FRAMES[0])
+        with pytest.raises(PermissionError, match="may not touch"):
+            run_vm(prog, "socket_filter", [], data=FRAMES[0])
+    with pytest.raises(OSError, match="only socket filters"):
+        run_vm(insn(0x30) + EXIT, "syscall", [], ctx=bytes(8))

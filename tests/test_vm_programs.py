@@ -39,6 +39,13 @@ def _prepare(obj: BpfObject) -> None:
 def _inputs(prog_type: str) -> list[dict[str, object]]:
     if prog_type == "xdp":
         return [{"data": p, "repeat": r} for p in PACKETS for r in (1, 3)]
+    if prog_type == "socket_filter":
+        ip = b"\x45\x00\x00\x54" + bytes(range(8)) + b"\x0a\x00\x00\x01\x0a\x00\x00\x02"
+        frames = [bytes(6) + bytes(6) + b"\x08\x00" + ip + bytes(40),
+                  b"\x02" + bytes(11) + b"\x08\x00" + ip[:17],
+                  b"\x02" + bytes(11) + b"\x86\xdd" + bytes(40), b"\x01" + bytes(20),
+                  b"\x02" + bytes(11) + b"\x86\xdd" + bytes(39)]
+        return [{"data": f, "repeat": r} for f in frames for r in (1, 2)]
     if prog_type == "raw_tracepoint":
         return [{"ctx": struct.pack("<QQ", 0, SYSCALL_NR)}, {"ctx": struct.pack("<QQ", 0, 3)}]
     if prog_type == "syscall":

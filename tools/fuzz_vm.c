@@ -6,7 +6,8 @@
  * outside those regions, any undefined behaviour or leak is a crash; a refusal (-errno)
  * is a normal outcome. Built and run by tools/fuzz_vm.sh.
  *
- * Input: byte 0 picks the argument r1 (0: the context, 1: the packet's xdp_md, 2: 0),
+ * Input: byte 0 picks the argument r1 (0: the context, 1: the packet's xdp_md, 2: a
+ * socket filter's __sk_buff, 3: 0) and, from bit 7, how many repetitions;
  * the rest are the instructions (a partial last instruction is dropped).
  */
 #include <stdint.h>
@@ -34,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {.fd = 2, .map_type = 2, .key_size = 4, .value_size = 12, .max_entries = 4,
          .elem_size = 16, .base = map2, .frozen = 1},
     };
-    unsigned char ctx[CTX_SIZE], packet[PACKET_SIZE], md[24];
-    struct bpfvm_region regions[3];
+    unsigned char ctx[CTX_SIZE], packet[PACKET_SIZE], md[24], skb[192];
+    struct bpfvm_region regions[4];
     struct bpfvm_report report;
     struct bpfvm *vm;
     uint64_t retval, arg;
@@ -62,8 +63,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                            .data_end = (uintptr_t)packet + sizeof(packet)};
         regions[2] = (struct bpfvm_region){.base = (uintptr_t)packet, .len = sizeof(packet),
                                            .flags = BPFVM_READ | BPFVM_WRITE};
-        arg = data[0] % 3 == 0 ? (uintptr_t)ctx : data[0] % 3 == 1 ? (uintptr_t)md : 0;
-        bpfvm_run(vm, arg, regions, 3, 20000, 1 + data[0] / 128, &retval, &report);
+        memset(skb, 0, sizeof(skb));
+        regions[3] = (struct bpfvm_region){.base = (uintptr_t)skb, .len = sizeof(skb),
+                                           .flags = BPFVM_READ | BPFVM_WRITE,
+                                           .kind = BPFVM_REGION_SKB,
+                                           .data = (uintptr_t)packet + 14,
+                                           .data_end = (uintptr_t)packet + sizeof(packet)};
+        switch (data[0] & 3) {
+        case 0: arg = (uintptr_t)ctx; break;
+        case 1: arg = (uintptr_t)md; break;
+        case 2: arg = (uintptr_t)skb; break;
+        default: arg = 0; break;
+        }
+        bpfvm_run(vm, arg, regions, 4, 20000, 1 + data[0] / 128, &retval, &report);
         bpfvm_free(vm);
     }
     free(insns);

@@ -15,6 +15,12 @@ static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FU
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value,
                                    __u64 flags) = (void *)BPF_FUNC_map_update_elem;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_delete_elem;
+static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to,
+                                  __u32 len) = (void *)BPF_FUNC_skb_load_bytes;
+/* BPF_ABS loads, as classic BPF filters do them */
+unsigned long long load_byte(void *skb, unsigned long long off) asm("llvm.bpf.load.byte");
+unsigned long long load_half(void *skb, unsigned long long off) asm("llvm.bpf.load.half");
+unsigned long long load_word(void *skb, unsigned long long off) asm("llvm.bpf.load.word");
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
 static __u32 (*bpf_get_smp_processor_id)(void) = (void *)BPF_FUNC_get_smp_processor_id;
 
@@ -194,6 +200,23 @@ int parse(struct xdp_md *ctx)
     if (proto == 0x0800)
         return XDP_TX;
     return sum & 1 ? XDP_PASS : XDP_DROP;
+}
+
+SEC("socket")
+int filter(struct __sk_buff *skb)
+{
+    __u8 head[4] = {};
+    __u32 verdict;
+
+    skb->cb[0] = skb->len;
+    if (skb->protocol != __builtin_bswap16(0x0800))
+        return skb->pkt_type == 3 ? 0 : (int)skb->cb[0];
+    if (load_byte(skb, 0) >> 4 != 4)  /* IPv4 version */
+        return 1;
+    verdict = (__u32)load_half(skb, 2) + (__u32)load_word(skb, 12);
+    if (bpf_skb_load_bytes(skb, 16, head, sizeof(head)) < 0)
+        return 2;
+    return (int)((verdict + head[0] + head[3]) & 0xffff);
 }
 
 SEC("raw_tp/sys_enter")
