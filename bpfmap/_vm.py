@@ -63,9 +63,14 @@ class _MapMemory:
         h = amap._handle()
         if h.backend != _EMULATED:
             raise ValueError(f"map {amap.name!r}: the interpreter runs on emulated maps only")
+        if amap.access != "rw":
+            # a read-only or write-only handle: the mapping below could not honour what
+            # programs may do to the map (the program side is not bound by the fd's mode)
+            raise ValueError(f"map {amap.name!r}: the interpreter needs a read-write handle, "
+                             f"not {amap.access!r}")
         self.map = amap
         self.frozen = amap.frozen
-        writable = not (amap.flags & _BPF_F_RDONLY_PROG) and amap.access == "rw"
+        writable = not (amap.flags & _BPF_F_RDONLY_PROG)
         window = int(lib.bpfmap_mmap_window(h))
         self.frozen_writable = self.frozen and writable
         self.writable = writable and not self.frozen

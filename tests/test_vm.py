@@ -6,7 +6,9 @@ what the kernel's verifier refuses at load, and what only a run can see."""
 from __future__ import annotations
 
 import errno
+import os
 import struct
+from pathlib import Path
 
 import pytest
 from conftest import require_kernel
@@ -352,6 +354,16 @@ def test_vm_misuse() -> None:
     m.close()
     with pytest.raises(ValueError):
         Vm(EXIT, [m])
+    with ArrayMap(8, 1) as m:
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"vm-ro-{os.getpid()}"
+        m.pin(path)
+        try:
+            with ArrayMap.open_pinned(path, readonly=True) as ro, pytest.raises(
+                ValueError, match="read-write handle"
+            ):
+                Vm(EXIT, [ro])
+        finally:
+            path.unlink()
 
 
 def test_region_and_argument_checks() -> None:

@@ -184,3 +184,13 @@ def test_docs_runtime_example_on_both_backends(tmp_path: Path) -> None:
 def conftest_kernel() -> bool:
     require_kernel()
     return True
+
+
+def test_speed_figures_are_measured() -> None:
+    from bpfmap import _vm_bench
+
+    require_kernel()
+    figures = _vm_bench.figures()
+    names = ["insn"] + list(_vm_bench.PROGRAMS)
+    assert set(figures) == {f"{n}/{b}" for n in names for b in ("vm", "kernel")}
+    assert all(v >= 0 for v in figures.values()) and figures["insn/vm"] > 0
