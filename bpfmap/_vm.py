@@ -49,6 +49,7 @@ class Region(NamedTuple):
     flags: int = READ | WRITE
     kind: int = REGION_PLAIN
     packet: Any = None
+    meta: int = 0  # REGION_XDP_MD: bytes of metadata at the packet's start
 
 
 def vm_error(rc: int, report: Any, what: str) -> OSError:
@@ -167,8 +168,9 @@ class Vm:
                 pkt = ffi.from_buffer(region.packet)
                 keep.append(pkt)
                 start = int(ffi.cast("uintptr_t", pkt))
-                r.data = start + (14 if region.kind == REGION_SKB else 0)
+                r.data = start + (14 if region.kind == REGION_SKB else region.meta)
                 r.data_end = start + len(pkt)
+                r.data_meta = start
         retval = ffi.new("uint64_t *")
         executed = 0
         with self._lock:

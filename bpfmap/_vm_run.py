@@ -7,7 +7,8 @@ gets the context and the argument checks of the kernel's ``bpf_prog_test_run_*``
 
 * ``xdp``: ``data`` of at least 14 bytes (``ETH_HLEN``, else ``EINVAL``), run ``repeat``
   times on the same packet; ``r1`` points at a ``struct xdp_md`` whose ``data``/``data_end``
-  loads give the packet's bounds. ``ctx``, if given, is that ``xdp_md``, returned as it was.
+  loads give the packet's bounds. ``ctx``, if given, is that ``xdp_md`` (``data``: bytes of
+  metadata, ``data_end``: the end of what the program sees), returned as it was.
 * ``syscall``: no ``data``, ``repeat`` 1, a context buffer of at most 65535 bytes that the
   program may read and write, returned as the program left it.
 * ``raw_tracepoint``: no ``data``, ``repeat`` 1, at most 12 u64 arguments, read-only.
@@ -110,22 +111,30 @@ def _xdp(prog: Any, data: bytes, ctx: bytes | None, repeat: int) -> tuple[int, i
         raise ValueError(f"test_run {prog.name}: packets over {_XDP_LINEAR_MAX} bytes (the "
                          "kernel's fragments) are not emulated")
     md = bytearray(_XDP_MD.size)
+    meta, linear = 0, len(data)
     if ctx is not None:
+        # bpf_prog_test_run_xdp() and xdp_convert_md_to_buff() (probed on 6.18): data is the
+        # metadata's length, data_end the end of the linear part (the rest: fragments)
         if len(ctx) < _XDP_MD.size:
             raise OSError(errno.ENOSPC, f"test_run {prog.name}: ctx holds a {_XDP_MD.size}-byte "
                           "struct xdp_md")
-        fields = _XDP_MD.unpack_from(ctx)
-        if len(ctx) > _XDP_MD.size or fields[0] or fields[2] or fields[1] not in (0, len(data)):
-            raise _einval(prog.name, "ctx: data and data_meta must be 0, data_end the size")
-        if any(fields[3:]):
-            raise ValueError(f"test_run {prog.name}: interface and queue indexes in ctx are "
-                             "not emulated")
+        meta, linear, data_meta, ifindex, queue, egress = _XDP_MD.unpack_from(ctx)
+        if (len(ctx) > _XDP_MD.size or data_meta or egress or linear > len(data)
+                or meta > linear or meta % 4):
+            raise _einval(prog.name, "ctx: data_meta and egress_ifindex must be 0, data a "
+                          "multiple of 4 up to data_end, data_end up to the size")
+        if ifindex not in (0, 1) or queue:
+            raise ValueError(f"test_run {prog.name}: only lo's (ifindex 1) queue 0 is emulated")
+        md[12:16] = ctx[12:16]
     packet = bytearray(data)
+    view = memoryview(packet)
     with load_vm(prog._owner, prog.name) as vm:
-        regions = [Region(md, READ, REGION_XDP_MD, packet), Region(packet, READ | WRITE)]
+        regions = [Region(md, READ, REGION_XDP_MD, view[:linear], meta),
+                   Region(view[:linear], READ | WRITE)]
         start = time.perf_counter_ns()
         run = vm.run(_address(md), regions, repeat=max(repeat, 1))
         elapsed = time.perf_counter_ns() - start
+    view.release()
     return run.retval & 0xFFFFFFFF, elapsed // max(repeat, 1), bytes(packet), (
         bytes(ctx) if ctx is not None else b"")
 

@@ -808,7 +808,7 @@ static void *area_mem(struct bpfvm *vm, uint64_t addr, uint64_t size, int write,
                 *why = WHY_PARTIAL_PTR;
                 return NULL;
             }
-            vm->conv = o == 4 ? a->data_end : a->data;
+            vm->conv = o == 0 ? a->data : o == 4 ? a->data_end : a->data_meta;
             *why = WHY_CONVERTED;
             return NULL;
         }
@@ -886,7 +886,8 @@ static int setup_areas(struct bpfvm *vm, const struct bpfvm_region *regions, uin
         }
         vm->areas[vm->area_cnt++] = (struct bpfvm_area){
             .base = r->base, .len = r->len, .flags = r->flags, .kind = r->kind, .map = -1,
-            .data = r->data, .data_end = r->data_end};
+            .data = r->data, .data_end = r->data_end,
+            .data_meta = r->data_meta && r->data_meta <= r->data ? r->data_meta : r->data};
     }
     for (uint32_t i = 0; i < vm->map_cnt; i++) {
         const struct bpfvm_map *m = &vm->maps[i];

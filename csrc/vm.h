@@ -45,7 +45,7 @@ struct bpfvm_area {
     uint32_t kind;          /* BPFVM_REGION_* */
     uint32_t frozen;        /* a map mapped read-only because the emulation froze it */
     int32_t map;            /* index into the map table, or -1 */
-    uint64_t data, data_end; /* BPFVM_REGION_XDP_MD: the packet pointers its loads give */
+    uint64_t data, data_end, data_meta; /* XDP_MD: the packet pointers its loads give */
 };
 
 struct bpfvm {

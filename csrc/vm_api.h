@@ -46,6 +46,7 @@ struct bpfvm_region {
     uint32_t kind;          /* BPFVM_REGION_* */
     uint64_t data;          /* XDP_MD, SKB: the packet's first byte ... */
     uint64_t data_end;      /* ... and the byte past its last */
+    uint64_t data_meta;     /* XDP_MD: the first byte of its metadata (0: none, = data) */
 };
 
 /*

@@ -38,7 +38,12 @@ def _prepare(obj: BpfObject) -> None:
 
 def _inputs(prog_type: str) -> list[dict[str, object]]:
     if prog_type == "xdp":
-        return [{"data": p, "repeat": r} for p in PACKETS for r in (1, 3)]
+        # ctx: data (metadata bytes), data_end, data_meta, ingress_ifindex, rx_queue, egress
+        ctxs = [(0, 64, 0, 0, 0, 0), (4, 64, 0, 0, 0, 0), (8, 30, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0),
+                (0, 64, 0, 1, 0, 0), (12, 8, 0, 0, 0, 0), (3, 64, 0, 0, 0, 0),
+                (0, 64, 4, 0, 0, 0), (0, 64, 0, 0, 0, 1), (0, 65, 0, 0, 0, 0)]
+        return [{"data": p, "repeat": r} for p in PACKETS for r in (1, 3)] + [
+            {"data": bytes(range(64)), "ctx": struct.pack("<6I", *c)} for c in ctxs]
     if prog_type == "socket_filter":
         ip = b"\x45\x00\x00\x54" + bytes(range(8)) + b"\x0a\x00\x00\x01\x0a\x00\x00\x02"
         frames = [bytes(6) + bytes(6) + b"\x08\x00" + ip + bytes(40),
