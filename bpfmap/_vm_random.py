@@ -6,7 +6,8 @@ r0-r7 with random 64-bit constants and the stack's 64 bytes under r10 with rando
 a body of random ALU/ALU64 (every operation, K and X, signed division and modulo,
 sign-extending moves, byte swaps), JMP/JMP32 (forward only), loads of every width (also
 sign-extending), stores and atomics (add/or/and/xor with and without fetch, xchg, cmpxchg) on
-the stack and the map value, on r0-r7 only; an epilogue that stores r0-r7 into the context.
+the stack and the map value, on r0-r7 only, and bpf-to-bpf calls to a subprogram doing the same
+on r0-r5 and its own stack frame; an epilogue that stores r0-r7 into the context.
 The run's outcome is the 32-bit ``retval``, the 64 context bytes and the 64 map bytes.
 
 ``python -m bpfmap._vm_random --count 100000 --seed 1`` runs a batch and prints each
@@ -37,6 +38,7 @@ _MEM, _MEMSX, _ATOMIC = 0x60, 0x80, 0xC0
 _SIZES = {1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18}
 _ALU_OPS = [0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xA0, 0xB0, 0xC0]
 _JMP_OPS = [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xA0, 0xB0, 0xC0, 0xD0]
+_CALL_MARK = b"\x85\x10\xff\x7f\x00\x00\x00\x00"  # a call placeholder, patched in generate()
 _ATOMIC_OPS = [0x00, 0x40, 0x50, 0xA0, 0x01, 0x41, 0x51, 0xA1, 0xE1, 0xF1]
 
 
@@ -63,9 +65,9 @@ def _value(rng: random.Random) -> int:
                        rng.getrandbits(16), 2**64 - rng.getrandbits(8)])
 
 
-def _alu(rng: random.Random) -> bytes:
+def _alu(rng: random.Random, regs: int = 8) -> bytes:
     cls = rng.choice([_ALU, _ALU64])
-    dst, src = rng.randrange(8), rng.randrange(8)
+    dst, src = rng.randrange(regs), rng.randrange(regs)
     kind = rng.random()
     if kind < 0.08:  # byte swap: to_le/to_be (ALU), bswap (ALU64)
         return _i(0xD0 | cls | (_X if cls == _ALU and rng.random() < 0.5 else 0), dst, 0, 0,
@@ -86,41 +88,63 @@ def _alu(rng: random.Random) -> bytes:
     return _i(cls | op | _X, dst, src, off)
 
 
-def _mem_target(rng: random.Random, size: int) -> tuple[int, int]:
+def _mem_target(rng: random.Random, size: int, map_ok: bool = True) -> tuple[int, int]:
     """(base register, offset) of an aligned access: the stack (r10) or the map value (r8)."""
-    if rng.random() < 0.5:
+    if not map_ok or rng.random() < 0.5:
         return 10, -size * rng.randrange(1, STACK // size + 1)
     return 8, size * rng.randrange(MAP_VALUE // size)
 
 
-def _memory(rng: random.Random) -> bytes:
+def _memory(rng: random.Random, regs: int = 8) -> bytes:
     size = rng.choice([1, 2, 4, 8])
     kind = rng.random()
+    map_ok = regs == 8  # a subprogram has no r8 (the map value): its stack only
     if kind < 0.35:
-        base, off = _mem_target(rng, size)
+        base, off = _mem_target(rng, size, map_ok)
         mode = _MEMSX if size != 8 and rng.random() < 0.3 else _MEM
-        return _i(_LDX | mode | _SIZES[size], rng.randrange(8), base, off)
+        return _i(_LDX | mode | _SIZES[size], rng.randrange(regs), base, off)
     if kind < 0.55:
-        base, off = _mem_target(rng, size)
-        return _i(_STX | _MEM | _SIZES[size], base, rng.randrange(8), off)
+        base, off = _mem_target(rng, size, map_ok)
+        return _i(_STX | _MEM | _SIZES[size], base, rng.randrange(regs), off)
     if kind < 0.7:
-        base, off = _mem_target(rng, size)
+        base, off = _mem_target(rng, size, map_ok)
         return _i(_ST | _MEM | _SIZES[size], base, 0, off, _imm(rng))
     size = rng.choice([4, 8])
-    base, off = _mem_target(rng, size)
-    return _i(_STX | _ATOMIC | _SIZES[size], base, rng.randrange(8), off,
+    base, off = _mem_target(rng, size, map_ok)
+    return _i(_STX | _ATOMIC | _SIZES[size], base, rng.randrange(regs), off,
               rng.choice(_ATOMIC_OPS))
 
 
-def _jump(rng: random.Random, left: int) -> bytes:
+def _jump(rng: random.Random, left: int, regs: int = 8) -> bytes:
     off = rng.randrange(left + 1)
     if rng.random() < 0.05:  # ja: only +0, or what it skips would be unreachable (refused)
         return _i(_JMP)
     cls = rng.choice([_JMP, _JMP32])
     op = rng.choice(_JMP_OPS)
     if rng.random() < 0.5:
-        return _i(cls | op | _K, rng.randrange(8), 0, off, _imm(rng))
-    return _i(cls | op | _X, rng.randrange(8), rng.randrange(8), off)
+        return _i(cls | op | _K, rng.randrange(regs), 0, off, _imm(rng))
+    return _i(cls | op | _X, rng.randrange(regs), rng.randrange(regs), off)
+
+
+def _ops(rng: random.Random, count: int, regs: int) -> list[bytes]:
+    out = []
+    for k in range(count):
+        kind = rng.random()
+        if kind < 0.55:
+            out.append(_alu(rng, regs))
+        elif kind < 0.85:
+            out.append(_memory(rng, regs))
+        else:  # forward, within these ops (each one instruction)
+            out.append(_jump(rng, count - k - 1, regs))
+    return out
+
+
+def _subprogram(rng: random.Random) -> list[bytes]:
+    """A bpf-to-bpf callee: r1-r5 are its arguments, r0 its result, its own 64-byte frame."""
+    code = [_i(_ALU64 | 0xB0 | _X, 0, 1), _i(_ALU64 | 0xA0 | _X, 0, 2)]
+    code += [_i(_ST | _MEM | _SIZES[8], 10, 0, off, _imm(rng)) for off in range(-STACK, 0, 8)]
+    code += _ops(rng, rng.randrange(4, 16), 6)
+    return code + [_i(_JMP | 0x90)]
 
 
 def generate(seed: int, body: int = BODY) -> bytes:
@@ -132,18 +156,26 @@ def generate(seed: int, body: int = BODY) -> bytes:
         code.append(_lddw(r, _value(rng)))
     for off in range(-STACK, 0, 8):
         code.append(_i(_ST | _MEM | _SIZES[8], 10, 0, off, _imm(rng)))
-    for k in range(body):
-        kind = rng.random()
-        if kind < 0.55:
-            code.append(_alu(rng))
-        elif kind < 0.85:
-            code.append(_memory(rng))
-        else:
-            code.append(_jump(rng, body - k - 1))
+    ops = _ops(rng, body, 8)
+    calls = []  # bpf-to-bpf calls: a call, then r1-r5 set again (the verifier forgets them)
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        at = rng.randrange(len(ops) + 1)
+        ops.insert(at, _CALL_MARK + b"".join(_i(_ALU64 | 0xB0, r, 0, 0, _imm(rng))
+                                             for r in range(1, 6)))
+    code += ops
     for r in range(8):
         code.append(_i(_STX | _MEM | _SIZES[8], 9, r, r * 8))
     code.append(_i(_JMP | 0x90))  # exit
-    return b"".join(code)
+    flat = b"".join(code)
+    if _CALL_MARK in flat:
+        sub = len(flat) // 8  # the subprogram goes after the main program
+        flat += b"".join(_subprogram(rng))
+        calls = [i for i in range(sub) if flat[i * 8 : i * 8 + 8] == _CALL_MARK]
+        out = bytearray(flat)
+        for i in calls:
+            _INSN.pack_into(out, i * 8, _JMP | 0x80, 1 << 4, 0, sub - i - 1)
+        flat = bytes(out)
+    return flat
 
 
 def make_map(seed: int, backend: str) -> ArrayMap:

@@ -28,6 +28,8 @@ def test_generator_is_deterministic_and_covers_every_class() -> None:
     assert classes == set(range(8))  # LD (ld_imm64), LDX, ST, STX, ALU, JMP, JMP32, ALU64
     atomics = {code[i + 4] for i in range(0, len(code), 8) if code[i] & 0xE7 == 0xC3}
     assert atomics == {0x00, 0x40, 0x50, 0xA0, 0x01, 0x41, 0x51, 0xA1, 0xE1, 0xF1}
+    calls = [i for i in range(0, len(code), 8) if code[i] == 0x85 and code[i + 1] == 0x10]
+    assert len(calls) > 50  # bpf-to-bpf calls into a subprogram
 
 
 def test_cli_reports_a_verdict(capsys: pytest.CaptureFixture[str]) -> None:
