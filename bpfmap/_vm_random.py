@@ -11,7 +11,7 @@ on r0-r5 and its own stack frame; an epilogue that stores r0-r7 into the context
 The run's outcome is the 32-bit ``retval``, the 64 context bytes and the 64 map bytes.
 
 ``python -m bpfmap._vm_random --count 100000 --seed 1`` runs a batch and prints each
-divergence as a replayable program (its seed and its instructions in hex).
+divergence as a replayable command line (``--seed S --replay HEX``: the instructions in hex).
 """
 
 from __future__ import annotations
@@ -190,11 +190,13 @@ class Verdict(NamedTuple):
     detail: str
 
 
-def check(seed: int, body: int = BODY) -> Verdict:
-    """Run one random program on both and compare retval, context and map bytes."""
+def check(seed: int, body: int = BODY, insns: bytes | None = None) -> Verdict:
+    """Run one random program (or ``insns``, replayed: its map filled from ``seed``) on both
+    and compare retval, context and map bytes."""
     from ._vm_kernel import run_kernel, run_vm
 
-    insns = generate(seed, body)
+    if insns is None:
+        insns = generate(seed, body)
     ctx = bytes(CTX_SIZE)
     kmap, emap = make_map(seed, "kernel"), make_map(seed, "emulated")
     try:
@@ -222,14 +224,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1, help="first seed (then seed+1, ...)")
     parser.add_argument("--body", type=int, default=BODY, help="instructions per body")
+    parser.add_argument("--replay", metavar="HEX", help="run this program (as printed for a "
+                        "divergence) with the map of --seed, and print both outcomes")
     args = parser.parse_args(argv)
+    if args.replay:
+        v = check(args.seed, insns=bytes.fromhex(args.replay))
+        print(f"{v.status}{': ' + v.detail if v.detail else ''}")
+        return 0 if v.status == "same" else 1
     counts = {"same": 0, "rejected": 0, "diverged": 0}
     for seed in range(args.seed, args.seed + args.count):
         v = check(seed, args.body)
         counts[v.status] += 1
         if v.status == "diverged":
             print(f"seed {seed} diverged: {v.detail}")
-            print(f"  program: {generate(seed, args.body).hex()}")
+            print(f"  replay: python -m bpfmap._vm_random --seed {seed} --replay "
+                  f"{generate(seed, args.body).hex()}")
     print(f"{args.count} programs from seed {args.seed}: {counts['same']} same, "
           f"{counts['rejected']} rejected by the verifier, {counts['diverged']} diverged")
     return 1 if counts["diverged"] else 0

@@ -36,3 +36,5 @@ def test_cli_reports_a_verdict(capsys: pytest.CaptureFixture[str]) -> None:
     require_kernel()
     assert _vm_random.main(["--count", "20", "--seed", "5"]) == 0
     assert "20 programs from seed 5: 20 same" in capsys.readouterr().out
+    assert _vm_random.main(["--seed", "9", "--replay", _vm_random.generate(9).hex()]) == 0
+    assert capsys.readouterr().out == "same\n"
