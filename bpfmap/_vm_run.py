@@ -47,20 +47,26 @@ def _einval(prog: str, why: str) -> OSError:
 
 
 def elf_program(obj: Any) -> ElfProgram:
-    """The object's relocator, made once (the file is read at the first run)."""
+    """The object's relocator, made once, from the very bytes libbpf opened."""
     elf = getattr(obj, "_vm_elf", None)
     if elf is None:
         kconfig = obj.sections.get(".kconfig")
         offsets = {n: v.offset for n, v in kconfig.variables.items()} if kconfig else {}
-        with open(obj.path, "rb") as f:
-            elf = ElfProgram(f.read(), offsets)
+        elf = ElfProgram(obj._image, offsets)
         obj._vm_elf = elf
     return elf
 
 
 def load_vm(obj: Any, name: str) -> Vm:
     """The program ``name`` of a loaded emulated object, ready to run against its maps."""
-    relocated = elf_program(obj).relocate(name)
+    try:
+        relocated = elf_program(obj).relocate(name)
+    except RelocationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed file: whatever pyelftools or the
+        # relocation arithmetic trips on (struct.error for an immediate out of range, ...)
+        raise RelocationError(f"program {name}: the object's code or relocations are "
+                              f"malformed ({type(exc).__name__}: {exc})") from None
     maps = []
     for key in relocated.maps:
         amap = obj._maps.get(key)

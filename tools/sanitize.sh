@@ -62,7 +62,8 @@ if [ "$#" -gt 0 ]; then
 elif [ "${SANITIZE_QUICK:-}" = 1 ]; then
     set -- test_api_errors.py test_hostile.py test_properties.py test_sharing.py
 else
-    set -- test_api_errors.py test_differential.py test_random_differential.py \
+    set -- test_api_errors.py test_differential.py test_differential_extra.py \
+        test_random_differential.py \
         test_hostile.py test_properties.py test_sharing.py test_concurrency.py test_crashes.py
 fi
 # -p no:cacheprovider: nothing written into the tree; the rootdir conftest puts only tests/
