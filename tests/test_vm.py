@@ -462,3 +462,29 @@ def test_socket_filter_fields_it_may_not_touch() -> None:
             run_vm(prog, "socket_filter", [], data=FRAMES[0])
     with pytest.raises(OSError, match="only socket filters"):
         run_vm(insn(0x30) + EXIT, "syscall", [], ctx=bytes(8))
+
+
+def test_mutated_programs_are_refused_or_run_never_crash() -> None:
+    # the Python side of tools/fuzz_vm.sh: random verifier-accepted programs with a few bytes
+    # changed, against an 8-byte map where they expect 64 bytes, in this process
+    import random
+
+    from bpfmap import _vm_random
+    from bpfmap._core import ffi
+
+    rng = random.Random(18)
+    outcomes: set[object] = set()
+    with ArrayMap(8, 1) as m:
+        for seed in range(1500):
+            code = bytearray(_vm_random.generate(seed, body=12))
+            for _ in range(rng.randrange(0, 4)):
+                code[rng.randrange(len(code))] = rng.randrange(256)
+            ctx = bytearray(64)
+            try:
+                with Vm(bytes(code), [m]) as vm:
+                    vm.run(int(ffi.cast("uintptr_t", ffi.from_buffer(ctx))),
+                           [Region(ctx, READ | WRITE)], budget=5000)
+                    outcomes.add("ran")
+            except OSError as exc:
+                outcomes.add(exc.errno)
+    assert {"ran", errno.EACCES, errno.EINVAL} <= outcomes
