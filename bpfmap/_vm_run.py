@@ -59,8 +59,10 @@ def elf_program(obj: Any) -> ElfProgram:
 
 def load_vm(obj: Any, name: str) -> Vm:
     """The program ``name`` of a loaded emulated object, ready to run against its maps."""
+    cache = obj.__dict__.setdefault("_vm_relocated", {})  # relocation is deterministic
     try:
-        relocated = elf_program(obj).relocate(name)
+        relocated = cache.get(name) or elf_program(obj).relocate(name)
+        cache[name] = relocated
     except RelocationError:
         raise
     except Exception as exc:  # noqa: BLE001 - a malformed file: whatever pyelftools or the
