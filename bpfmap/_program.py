@@ -69,6 +69,9 @@ class Program:
         prog_type = libbpf.bpf_program__type(handle)
         self.type = _libbpf.string(libbpf.libbpf_bpf_prog_type_str(prog_type))
         self.log = bytearray()  # the kernel backend's load gives it the verifier's log
+        # emulated backend: what bpf_trace_printk wrote during the last test_run (the
+        # kernel's goes to /sys/kernel/tracing/trace_pipe)
+        self.trace = ""
 
     def __repr__(self) -> str:
         return f"<Program {self.name} section={self.section} type={self.type}>"

@@ -28,6 +28,7 @@ import struct
 import time
 from typing import Any
 
+from ._map import ArrayMap
 from ._relocate import ElfProgram, RelocationError
 from ._vm import PAST_CTX, READ, REGION_SKB, REGION_XDP_MD, WRITE, Region, Vm
 
@@ -39,6 +40,7 @@ _XDP_MD = struct.Struct("<6I")  # data, data_end, data_meta, ingress/rx_queue/eg
 _MAX_RAW_TP_ARGS = 12
 _SKB_MAX = 3712  # probed: the largest socket-filter test packet on 4 KiB pages
 _SK_BUFF_SIZE = 192
+_BPF_F_RDONLY_PROG, _BPF_F_MMAPABLE = 1 << 7, 1 << 10
 _ENOTSUPP = 524
 
 
@@ -71,7 +73,7 @@ def load_vm(obj: Any, name: str) -> Vm:
                               f"malformed ({type(exc).__name__}: {exc})") from None
     maps = []
     for key in relocated.maps:
-        amap = obj._maps.get(key)
+        amap = obj._maps.get(key) or _literal_map(obj, key)
         if amap is None:
             raise OSError(errno.EOPNOTSUPP, f"program {name}: map {key} has no emulated map")
         maps.append(amap)
@@ -81,6 +83,27 @@ def load_vm(obj: Any, name: str) -> Vm:
         text = re.sub(r"map (\d+)", lambda m: f"map {relocated.maps[int(m[1])]}",
                       exc.strerror or "")
         raise OSError(exc.errno, text) from None
+
+
+def _literal_map(obj: Any, key: str) -> ArrayMap | None:
+    """The map of a ``.rodata.*`` section without variables (string literals: clang's
+    ``.rodata.str1.1``, bpf_printk's formats). libbpf makes it a one-entry array like
+    ``.rodata``, read-only to programs and frozen; bpfmap lists no Section for it (nothing
+    to name), so the runtime makes its emulated map at the first run that needs it."""
+    made: dict[str, ArrayMap] = obj.__dict__.setdefault("_vm_literals", {})
+    if key in made:
+        return made[key]
+    if not key.startswith(".rodata."):
+        return None
+    data = next((sec.data() for sname, sec in elf_program(obj)._sections if sname == key), None)
+    if not data:
+        return None
+    amap = ArrayMap(len(data), 1, flags=_BPF_F_RDONLY_PROG | _BPF_F_MMAPABLE,
+                    name=key[:15].encode())
+    amap.update(0, data)
+    amap.freeze()
+    made[key] = amap
+    return amap
 
 
 def check_programs(obj: Any) -> None:
@@ -146,6 +169,7 @@ def _xdp(prog: Any, data: bytes, ctx: bytes | None, repeat: int) -> tuple[int, i
         start = time.perf_counter_ns()
         run = vm.run(_address(md), regions, repeat=max(repeat, 1))
         elapsed = time.perf_counter_ns() - start
+        prog.trace = vm.trace()
     view.release()
     return run.retval & 0xFFFFFFFF, elapsed // max(repeat, 1), bytes(packet), (
         bytes(ctx) if ctx is not None else b"")
@@ -182,6 +206,7 @@ def _socket_filter(prog: Any, data: bytes, ctx: bytes | None, repeat: int
         run = vm.run(_address(skb), [Region(skb, READ | WRITE, REGION_SKB, packet)],
                      repeat=max(repeat, 1))
         elapsed = time.perf_counter_ns() - start
+        prog.trace = vm.trace()
     return (run.retval & 0xFFFFFFFF, elapsed // max(repeat, 1), bytes(_ETH_HLEN) + packet[14:],
             b"")
 
@@ -204,6 +229,7 @@ def _on_context(prog: Any, kind: str, ctx: bytes | None) -> tuple[int, int, byte
         if buf:
             regions.append(Region(view[: len(buf)], flags))
         run = vm.run(_address(whole), regions)
+        prog.trace = vm.trace()
         buf[:] = view[: len(buf)]
     view.release()
     out = bytes(buf) if kind == "syscall" else bytes(ctx or b"")

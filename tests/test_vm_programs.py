@@ -109,6 +109,14 @@ def test_writes_are_live_in_python_and_in_other_processes() -> None:
         region.close()
 
 
+def test_trace_printk_is_captured() -> None:
+    with BpfObject.open(ROOT / "tests" / "bpf" / "vm.bpf.o") as o:
+        o.load()
+        prog = o.programs["printk"]
+        run = prog.test_run(ctx=struct.pack("<QQqIi", 5, 6, -7, 8, -9))
+        assert prog.trace == "a=5 d=8 e=-9\nliteral x\n" and run.retval == len(prog.trace)
+
+
 def test_rodata_write_refused_at_load_on_both() -> None:
     path = ROOT / "tests" / "bpf" / "rejected.bpf.o"
     with BpfObject.open(path) as e, pytest.raises(PermissionError) as info:

@@ -21,6 +21,8 @@ static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to,
 unsigned long long load_byte(void *skb, unsigned long long off) asm("llvm.bpf.load.byte");
 unsigned long long load_half(void *skb, unsigned long long off) asm("llvm.bpf.load.half");
 unsigned long long load_word(void *skb, unsigned long long off) asm("llvm.bpf.load.word");
+static long (*bpf_trace_printk)(const char *fmt, __u32 fmt_size,
+                                ...) = (void *)BPF_FUNC_trace_printk;
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
 static __u32 (*bpf_get_smp_processor_id)(void) = (void *)BPF_FUNC_get_smp_processor_id;
 
@@ -217,6 +219,17 @@ int filter(struct __sk_buff *skb)
     if (bpf_skb_load_bytes(skb, 16, head, sizeof(head)) < 0)
         return 2;
     return (int)((verdict + head[0] + head[3]) & 0xffff);
+}
+
+SEC("syscall")
+int printk(struct args *ctx)
+{
+    static const char fmt[] = "a=%llu d=%u e=%d\n";
+    long n = bpf_trace_printk(fmt, sizeof(fmt), ctx->a, ctx->d, ctx->e);
+    const char *msg = "literal %s\n"; /* a string literal: .rodata.str1.1 */
+
+    n += bpf_trace_printk(msg, 12, "x");
+    return (int)n;
 }
 
 SEC("raw_tp/sys_enter")
