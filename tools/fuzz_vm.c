@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for the eBPF interpreter (csrc/vm.c, csrc/vm_helpers.c): arbitrary
+ * libFuzzer harness for the eBPF interpreter (csrc/vm_load.c, vm.c, vm_helpers.c): arbitrary
  * bytecode, loaded against a table of three array maps (one writable one-element map for
  * the map-value pseudo-loads, a BPF_F_RDONLY_PROG one, a frozen four-element one with
  * padding in its stride) and run on a context and a packet. Under ASan/UBSan any access

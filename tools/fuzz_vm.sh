@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The interpreter (csrc/vm.c, csrc/vm_helpers.c) under libFuzzer with ASan and UBSan, fed
+# The interpreter (csrc/vm_load.c, vm.c, vm_helpers.c) under libFuzzer with ASan and UBSan, fed
 # arbitrary bytecode by tools/fuzz_vm.c. Prints one line: the verdict.
 #
 #   tools/fuzz_vm.sh [seconds]     default 60 (FUZZ_SECONDS); exit 0 when clean
@@ -15,7 +15,8 @@ DIR="${FUZZ_DIR:-$(mktemp -d /tmp/fuzz_vm.XXXX)}"
 mkdir -p "$DIR/corpus"
 "$CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -fno-omit-frame-pointer -std=c11 -Wall -Wextra -Werror -I"$ROOT/csrc" \
-    "$ROOT/tools/fuzz_vm.c" "$ROOT/csrc/vm.c" "$ROOT/csrc/vm_helpers.c" -o "$DIR/fuzz_vm" \
+    "$ROOT/tools/fuzz_vm.c" "$ROOT/csrc/vm_load.c" "$ROOT/csrc/vm.c" "$ROOT/csrc/vm_helpers.c" \
+    -o "$DIR/fuzz_vm" \
     2>"$DIR/build.log" || { echo "fuzz_vm: build failed (see $DIR/build.log)"; exit 2; }
 python3 - "$DIR/corpus" <<'PY' 2>/dev/null || true
 import sys
