@@ -294,8 +294,8 @@ class BpfObject:
         self._check_open()
         if self.backend != "kernel":
             raise NotImplementedError(
-                f"{what}: running programs on the emulated backend is not available yet; "
-                "open the object with backend='kernel'"
+                f"{what} needs the kernel: the emulated backend runs programs with test_run "
+                "only; open the object with backend='kernel'"
             )
         if not self.loaded:
             raise ValueError(f"{what}: load() the object first")

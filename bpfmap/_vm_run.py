@@ -89,7 +89,8 @@ def _literal_map(obj: Any, key: str) -> ArrayMap | None:
     """The map of a ``.rodata.*`` section without variables (string literals: clang's
     ``.rodata.str1.1``, bpf_printk's formats). libbpf makes it a one-entry array like
     ``.rodata``, read-only to programs and frozen; bpfmap lists no Section for it (nothing
-    to name), so the runtime makes its emulated map at the first run that needs it."""
+    to name), so the runtime makes its emulated map when a program that uses it is first
+    loaded into the interpreter (at ``obj.load()``)."""
     made: dict[str, ArrayMap] = obj.__dict__.setdefault("_vm_literals", {})
     if key in made:
         return made[key]
