@@ -10,6 +10,9 @@ from conftest import require_kernel
 
 from bpfmap import _vm_random
 
+# 3,000 programs loaded into the kernel: with the stress family, out of -m "not stress"
+pytestmark = pytest.mark.stress
+
 
 @pytest.mark.parametrize("first", range(1, 3001, 500))
 def test_random_programs_like_the_kernel(first: int) -> None:
