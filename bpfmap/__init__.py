@@ -5,7 +5,7 @@ memory and needs no privileges; ``backend="kernel"`` drives the real ``bpf()``
 syscall through the same API.
 """
 
-from . import _first_contact  # noqa: F401  (first: says what to do when the C core is not built)
+from . import _bindings  # noqa: F401  (first: says what to do when the C core is not built)
 from ._constants import (
     BPF_ANY,
     BPF_EXIST,

@@ -123,6 +123,9 @@ class BpfObject:
         self.sections = {}
         self._section_maps: dict[str, Any] = {}
         self._map_handles: dict[str, Any] = {}
+        # Internal maps of sections with no variables to name (clang's .rodata.str1.1 of
+        # string literals): no Section, but libbpf creates, fills and freezes them.
+        self._literal_maps: dict[str, Any] = {}
         m = ffi.NULL
         while (m := libbpf.bpf_object__next_map(self._obj, m)) != ffi.NULL:
             if not libbpf.bpf_map__is_internal(m):
@@ -132,6 +135,8 @@ class BpfObject:
             if section is not None:
                 self.sections[section.name] = section
                 self._section_maps[section.name] = m
+            else:
+                self._literal_maps[_libbpf.string(libbpf.bpf_map__name(m))] = m
         self.programs = {}
         p = ffi.NULL
         while (p := libbpf.bpf_object__next_program(self._obj, p)) != ffi.NULL:
@@ -217,6 +222,8 @@ class BpfObject:
             amap = ArrayMap.from_fd(os.dup(libbpf.bpf_map__fd(m)))
             self.sections[name]._loaded(amap)
             self._maps[name] = amap
+        for name, m in self._literal_maps.items():
+            self._maps[name] = ArrayMap.from_fd(os.dup(libbpf.bpf_map__fd(m)))
         for name, m in self._map_handles.items():
             fd = int(libbpf.bpf_map__fd(m))
             self._maps[name] = (
@@ -233,7 +240,7 @@ class BpfObject:
         return "\n".join(lines)
 
     def _load_emulated(self) -> None:
-        libbpf = _libbpf.lib()
+        libbpf, ffi = _libbpf.lib(), _libbpf.ffi
         for name, m in self._map_handles.items():
             if libbpf.bpf_map__type(m) != _BPF_MAP_TYPE_ARRAY:
                 kind = _libbpf.string(libbpf.libbpf_bpf_map_type_str(libbpf.bpf_map__type(m)))
@@ -251,15 +258,32 @@ class BpfObject:
                 created[-1].update(0, value)
                 if name.startswith(_FROZEN_SECTIONS):
                     created[-1].freeze()
+            for name, m in self._literal_maps.items():
+                created.append(self._emulated_map(m))
+                size = ffi.new("size_t *")
+                initial = libbpf.bpf_map__initial_value(m, size)
+                if initial != ffi.NULL:
+                    created[-1].update(0, bytes(ffi.buffer(initial, size[0])))
+                if name.startswith(_FROZEN_SECTIONS):
+                    created[-1].freeze()
             for m in self._map_handles.values():
                 created.append(self._emulated_map(m))
         except BaseException:
             for amap in created:
                 amap.close()
             raise
-        names = list(self._section_maps) + list(self._map_handles)
+        names = list(self._section_maps) + list(self._literal_maps) + list(self._map_handles)
+        self._maps = dict(zip(names, created))
+        try:  # what the kernel's verifier would refuse, as far as the interpreter sees it
+            from ._vm_run import check_programs
+
+            check_programs(self)
+        except BaseException:
+            for amap in created:
+                amap.close()
+            self._maps = {}
+            raise
         for name, amap in zip(names, created):
-            self._maps[name] = amap
             if name in self.sections:
                 self.sections[name]._loaded(amap)
 
@@ -285,8 +309,8 @@ class BpfObject:
         self._check_open()
         if self.backend != "kernel":
             raise NotImplementedError(
-                f"{what}: running programs on the emulated backend is not available yet; "
-                "open the object with backend='kernel'"
+                f"{what} needs the kernel: the emulated backend runs programs with test_run "
+                "only; open the object with backend='kernel'"
             )
         if not self.loaded:
             raise ValueError(f"{what}: load() the object first")

@@ -19,6 +19,10 @@ SOURCES = [
     "csrc/kernel.c",
     "csrc/emu_charge.c",
     "csrc/isolate.c",
+    # the eBPF interpreter: checks and decoding, the run loop, the helpers
+    "csrc/vm_load.c",
+    "csrc/vm.c",
+    "csrc/vm_helpers.c",
 ]
 HEADERS = [
     "csrc/bpfmap.h",
@@ -26,12 +30,15 @@ HEADERS = [
     "csrc/backend.h",
     "csrc/layout.h",
     "csrc/isolate_api.h",
+    "csrc/vm.h",
+    "csrc/vm_api.h",
 ]
 # The cffi cdefs: declarations only (no #include, no #define), one file per line; each
 # is also #included by the extension's own source.
 CDEFS = [
     "bpfmap_api.h",
     "isolate_api.h",
+    "vm_api.h",
 ]
 
 ffibuilder = FFI()
