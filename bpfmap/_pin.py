@@ -16,6 +16,7 @@ the way, the holder keeps the pin if and only if the link was made.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -79,12 +80,14 @@ def get_kernel(path: str, readonly: bool) -> int:
 # without them: two processes must never share one.
 
 _lock = threading.Lock()
+_pin_lock = threading.Lock()  # one pin at a time per process: the holder's "done" is per connection
 _conns: dict[str, socket.socket] = {}
 
 
 def _forget_connections() -> None:
-    global _lock
+    global _lock, _pin_lock
     _lock = threading.Lock()
+    _pin_lock = threading.Lock()
     for sock in _conns.values():
         sock.close()
     _conns.clear()
@@ -277,22 +280,37 @@ def pin_emulated(fd: int, path: str) -> None:
         tmp, named = _named_tmpfile(folder, what)  # a filesystem without O_TMPFILE
     try:
         os.fchmod(tmp, 0o600)  # whatever the umask, as a bpffs pin
-        holder, instance = _register([fd, tmp], what)
-        try:
-            # The text names the holder's instance: opening the pin goes there, and
-            # finds a pin of a holder that died stale, never another holder's map.
-            os.pwrite(tmp, MAGIC + b"holder " + instance + b"\n", 0)
-            _link(tmp, path)
-        except OSError as exc:
-            _request(holder, b"done %d" % (exc.errno or errno.EIO), [], what, os.getuid())
-            raise _error(exc.errno, what) from None
-        if named is not None:
-            os.unlink(named)
-        _request(holder, b"done 0", [], what, os.getuid())
+        with _pin_lock:
+            _pin_registered(fd, tmp, path, named, what)
     finally:
         os.close(tmp)
         if named is not None and os.path.lexists(named):
             os.unlink(named)
+
+
+def _pin_registered(fd: int, tmp: int, path: str, named: str | None, what: str) -> None:
+    """Register the unnamed pin file ``tmp`` for map ``fd``, then link it at ``path``."""
+    holder, instance = _register([fd, tmp], what)
+    try:
+        # The text names the holder's instance: opening the pin goes there, and
+        # finds a pin of a holder that died stale, never another holder's map.
+        os.pwrite(tmp, MAGIC + b"holder " + instance + b"\n", 0)
+        _link(tmp, path)
+    except OSError as exc:
+        _request(holder, b"done %d" % (exc.errno or errno.EIO), [], what, os.getuid())
+        raise _error(exc.errno, what) from None
+    if named is not None:
+        os.unlink(named)
+    try:
+        _request(holder, b"done 0", [], what, os.getuid())
+    except OSError:
+        # The holder died under us: the file would be a stale pin. Ours, unless
+        # something replaced it already.
+        with contextlib.suppress(OSError):
+            st, mine = os.lstat(path), os.fstat(tmp)
+            if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                os.unlink(path)
+        raise
 
 
 def _link(fd: int, path: str) -> None:

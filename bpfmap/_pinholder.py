@@ -131,7 +131,13 @@ class Holder:
     def check(self, key: tuple[int, int]) -> bool:
         """Drop the pin if its file has no link left (and none is being made); held?"""
         p = self.pins[key]
-        if p.pending is None and os.fstat(p.file_fd).st_nlink == 0:
+        if p.pending is not None:
+            return True
+        try:
+            links = os.fstat(p.file_fd).st_nlink
+        except OSError as exc:  # ESTALE: removed on a network filesystem's server
+            links = 0 if exc.errno in (errno.ESTALE, errno.ENOENT) else 1
+        if links == 0:
             self.drop(key)
             return False
         return True
@@ -349,12 +355,17 @@ class Holder:
             except InterruptedError:
                 continue
             for fd, _ in events:
-                if fd in listeners:
-                    self.accept(listeners[fd])
-                elif fd == self.ino:
-                    self.inotify()
-                elif fd in self.conns:
-                    self.serve(self.conns[fd])
+                try:
+                    if fd in listeners:
+                        self.accept(listeners[fd])
+                    elif fd == self.ino:
+                        self.inotify()
+                    elif fd in self.conns:
+                        self.serve(self.conns[fd])
+                except Exception:  # a bug must not take every pin with it: drop the client
+                    if fd in self.conns:
+                        with contextlib.suppress(Exception):
+                            self.close(self.conns[fd])
             if time.monotonic() >= next_sweep:
                 self.sweep()
                 self.idle()

@@ -507,3 +507,33 @@ def test_holder_limits_its_descriptors_and_starts_another(tmp_path: Any, own_hol
     holders, ok = out.stdout.split()
     assert ok == "True"
     assert int(holders) >= 2  # at most ~33 pins in 100 descriptors: then the next slot
+
+
+def test_threads_pin_and_open_at_once(tmp_path: Any, own_holder: str) -> None:
+    """Threads of one process share its connections to the holder: no pin is lost or mixed."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(40):
+                m = ArrayMap(8, 1)
+                m.update(0, (t * 1000 + i).to_bytes(8, "little"))
+                m.pin(str(tmp_path / f"t{t}-{i}"))
+                m.close()
+                got = ArrayMap.open_pinned(str(tmp_path / f"t{t}-{i}"), readonly=True).lookup(0)
+                assert got == (t * 1000 + i).to_bytes(8, "little")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert pin_mod.sweep(own_holder) == 240
+    for f in os.listdir(tmp_path):
+        os.unlink(tmp_path / f)
+    assert pin_mod.sweep(own_holder) == 0
