@@ -214,8 +214,8 @@ def _start_holder(name: str, what: str) -> None:
     raise _error(code, what, f"cannot start the pin holder: {os.strerror(code)}")
 
 
-def _register(fds: list[int], what: str) -> tuple[str, bytes]:
-    """Register a pin with this user's holder (started if need be): its (name, instance)."""
+def _register(fds: list[int], what: str) -> tuple[str, bytes, bytes]:
+    """Register a pin with this user's holder (started if need be): name, instance, pid."""
     base, me = _base_name(), os.getuid()
     for slot in range(SLOTS):
         name = f"{base}/{slot}"
@@ -233,8 +233,9 @@ def _register(fds: list[int], what: str) -> tuple[str, bytes]:
                 raise _error(errno.EIO, what, "the pin holder exits as soon as it starts")
             _start_holder(name, what)
         words = answer.split()
-        if len(words) == 2 and words[0] == b"ok" and set(words[1]) <= _NAME_CHARS:
-            return name, words[1]
+        if (len(words) == 3 and words[0] == b"ok" and set(words[1]) <= _NAME_CHARS
+                and words[2].isdigit()):
+            return name, words[1], words[2]
         if answer != b"full":
             raise _answer_errno(answer, what)
     raise _error(errno.EMFILE, what, f"{SLOTS} pin holders are full")
@@ -290,11 +291,11 @@ def pin_emulated(fd: int, path: str) -> None:
 
 def _pin_registered(fd: int, tmp: int, path: str, named: str | None, what: str) -> None:
     """Register the unnamed pin file ``tmp`` for map ``fd``, then link it at ``path``."""
-    holder, instance = _register([fd, tmp], what)
+    holder, instance, pid = _register([fd, tmp], what)
     try:
         # The text names the holder's instance: opening the pin goes there, and
         # finds a pin of a holder that died stale, never another holder's map.
-        os.pwrite(tmp, MAGIC + b"holder " + instance + b"\n", 0)
+        os.pwrite(tmp, MAGIC + b"holder " + instance + b"\npid " + pid + b"\n", 0)
         _link(tmp, path)
     except OSError as exc:
         _request(holder, b"done %d" % (exc.errno or errno.EIO), [], what, os.getuid())
@@ -392,8 +393,7 @@ def get_emulated(path: str, readonly: bool) -> int:
             answer, mfd = _request(holder, b"get r" if readonly else b"get rw", [fd], what,
                                    st.st_uid)
         except (ConnectionRefusedError, FileNotFoundError):
-            raise _error(errno.ENOENT, what, "stale pin: the holder that kept its map is gone "
-                         "(killed?), and the map with it; remove the file") from None
+            raise _error(errno.ENOENT, what, _why_unreachable(fd)) from None
     finally:
         os.close(fd)
     if answer == b"ok" and mfd is not None:
@@ -401,6 +401,24 @@ def get_emulated(path: str, readonly: bool) -> int:
     if mfd is not None:
         os.close(mfd)
     raise _answer_errno(answer, what)
+
+
+def _why_unreachable(fd: int) -> str:
+    """Why no holder answers at the name a pin file gives (it is gone, mostly)."""
+    lines = os.pread(fd, 512, 0).split(b"\n")
+    pid = lines[2][4:] if len(lines) > 2 and lines[2].startswith(b"pid ") else b""
+    if pid.isdigit():
+        try:
+            theirs = os.readlink(f"/proc/{int(pid)}/ns/net")
+            with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+                holder = os.path.basename(HOLDER).encode() in f.read()
+            if holder and theirs != os.readlink("/proc/self/ns/net"):
+                return (f"its holder (pid {int(pid)}) runs in another network namespace, "
+                        "whose sockets cannot be reached from this one")
+        except OSError:
+            pass
+    return ("stale pin: the holder that kept its map is gone (killed?), and the map "
+            "with it; remove the file")
 
 
 def _holder_of(path: str) -> tuple[str, int]:

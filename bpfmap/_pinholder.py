@@ -8,14 +8,16 @@ descriptor of the pin file, keyed by the file's inode (st_dev, st_ino): renames 
 the pin or of its folders and hard links change nothing, as on bpffs. A pin whose
 file has no link left (st_nlink == 0) is dropped, and the holder's reference to
 the map with it: at once when inotify reports the link count change (one inotify
-instance for all pins), and in any case at the next sweep, every SWEEP seconds.
+instance for all pins); pins that inotify cannot watch (the user's watches are
+used up, no inotify) are checked every SWEEP seconds, and every pin every
+FULL_SWEEP seconds (what inotify cannot see: a network filesystem's server).
 
 Clients of the holder's own user (and root) connect to a SOCK_SEQPACKET socket in
 the abstract namespace (no file that a /tmp cleaner could remove); one message
 is one request, served without ever blocking: a client that sends nothing, or
 does not read its answers, delays no one (it is dropped). Requests:
 
-    pin   + [memfd, pin file]  register a pin (pending until "done")  -> ok INSTANCE | full | err N
+    pin + [memfd, pin file]  register a pin (pending until "done") -> ok INSTANCE PID|full|err N
     done N                     the client linked the file (N == 0) or gave up (N: errno)
     get r | get rw + [pin file opened r / rw: the proof of access]    -> ok + [memfd] | err N
     ping                       -> ok PID INSTANCE PINS
@@ -44,7 +46,8 @@ import sys
 import time
 from typing import Union
 
-SWEEP = 1.0  # seconds between checks of the link counts: the bound on noticing an unpin
+SWEEP = 1.0  # seconds between checks of the pins inotify does not watch
+FULL_SWEEP = 30.0  # seconds between checks of every pin (a network filesystem's removals)
 IDLE = 60.0  # seconds after which a silent client connection is closed
 IN_ATTRIB = 0x4  # a link count changed (also chmod, touch: then the check finds links)
 IN_Q_OVERFLOW = 0x4000
@@ -156,6 +159,10 @@ class Holder:
         for key in list(self.pins):
             self.check(key)
 
+    def sweep_unwatched(self) -> None:
+        for key in [k for k, p in self.pins.items() if p.wd < 0]:
+            self.check(key)
+
     def watch(self, p: Pin) -> None:
         if self.ino < 0:
             return  # no inotify: the sweep alone notices
@@ -225,7 +232,7 @@ class Holder:
         self.watch(p)
         if p.wd >= 0:
             self.by_wd[p.wd] = key
-        return f"ok {self.instance}".encode()
+        return f"ok {self.instance} {self.pid}".encode()
 
     def done(self, c: Conn, linked: bool) -> None:
         key, c.pending = c.pending, None
@@ -345,6 +352,7 @@ class Holder:
     def run(self) -> None:
         listeners = {s.fileno(): s for s in self.listeners}
         next_sweep = time.monotonic() + SWEEP
+        next_full = time.monotonic() + FULL_SWEEP
         busy = time.monotonic()
         while self.pins or self.conns or time.monotonic() - busy < GRACE:
             if self.pins or self.conns:
@@ -366,10 +374,14 @@ class Holder:
                     if fd in self.conns:
                         with contextlib.suppress(Exception):
                             self.close(self.conns[fd])
-            if time.monotonic() >= next_sweep:
+            now = time.monotonic()
+            if now >= next_full:
                 self.sweep()
+                next_full = now + FULL_SWEEP
+            if now >= next_sweep:
+                self.sweep_unwatched()
                 self.idle()
-                next_sweep = time.monotonic() + SWEEP
+                next_sweep = now + SWEEP
 
 
 def main(name: str) -> None:

@@ -537,3 +537,17 @@ def test_threads_pin_and_open_at_once(tmp_path: Any, own_holder: str) -> None:
     for f in os.listdir(tmp_path):
         os.unlink(tmp_path / f)
     assert pin_mod.sweep(own_holder) == 0
+
+
+def test_another_network_namespace_is_told_why(tmp_path: Any, own_holder: str) -> None:
+    """The holder's abstract socket belongs to its network namespace: the error says so."""
+    if os.getuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) for a network namespace")
+    path = str(tmp_path / "p")
+    ArrayMap(8, 4).pin(path)
+    code = f"from bpfmap import ArrayMap\ntry: ArrayMap.open_pinned({path!r})\n" \
+           "except OSError as e: print(e.errno, e)"
+    out = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{errno.ENOENT} ") and "network namespace" in out.stdout
