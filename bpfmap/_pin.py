@@ -130,6 +130,10 @@ def _recv(sock: socket.socket, what: str) -> tuple[bytes, int | None]:
     return msg, fds[0] if fds else None
 
 
+class _Squatted(PermissionError):
+    """Another user's socket has the name: it never gets our pins nor gives us a map."""
+
+
 def _request(name: str, msg: bytes, fds: list[int], what: str,
              uid: int) -> tuple[bytes, int | None]:
     """Send one request to the holder at ``name`` run by ``uid``; its answer.
@@ -142,11 +146,15 @@ def _request(name: str, msg: bytes, fds: list[int], what: str,
             sock = _conns.pop(name, None)
             fresh = sock is None
             if sock is None:
+                if msg.startswith(b"done"):
+                    # "done" belongs to the connection that registered the pin: a new
+                    # one would reach another holder, if any; this one is gone.
+                    raise _error(errno.ENOENT, what, "its pin holder is gone")
                 sock, _, peer = _connect(name)
                 if peer != uid:
                     sock.close()
-                    raise _error(errno.EACCES, what, f"its holder is run by uid {peer}, "
-                                 f"not by the pin's owner {uid}")
+                    raise _Squatted(errno.EACCES, f"{what}: the pin holder's name is taken "
+                                    f"by uid {peer}, not the pin's owner {uid}")
             try:
                 if fds:
                     socket.send_fds(sock, [msg], fds)
@@ -158,7 +166,7 @@ def _request(name: str, msg: bytes, fds: list[int], what: str,
                 answer = _recv(sock, what)
             except (BrokenPipeError, ConnectionResetError):
                 sock.close()
-                if fresh or attempt:
+                if fresh or attempt or msg.startswith(b"done"):
                     raise _error(errno.ENOENT, what, "its pin holder is gone") from None
                 continue
             except socket.timeout:
@@ -225,6 +233,9 @@ def _register(fds: list[int], what: str) -> tuple[str, bytes, bytes]:
                 break
             except (ConnectionRefusedError, FileNotFoundError):
                 pass  # no holder yet
+            except _Squatted:
+                answer = b"full"  # another user took this slot's name: the next slot
+                break
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise

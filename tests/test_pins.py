@@ -551,3 +551,36 @@ def test_another_network_namespace_is_told_why(tmp_path: Any, own_holder: str) -
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"{errno.ENOENT} ") and "network namespace" in out.stdout
+
+
+def test_a_squatted_holder_name_is_passed_over(tmp_path: Any, own_holder: str) -> None:
+    """Another user binds the name of our first holder: pins go to the next, never to it."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgid(65533)
+            os.setuid(65533)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.bind("\0" + own_holder)
+            s.listen(8)
+            os.write(w, b"x")
+            while True:
+                signal.pause()  # until killed
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        assert os.read(r, 1) == b"x"
+        m = ArrayMap(8, 4)
+        m.update(0, b"not them")
+        m.pin(str(tmp_path / "p"))
+        assert pin_mod.holder_name(str(tmp_path / "p")).startswith(own_holder[:-1] + "1/")
+        assert ArrayMap.open_pinned(str(tmp_path / "p")).lookup(0) == b"not them"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(r)
