@@ -411,6 +411,9 @@ def get_emulated(path: str, readonly: bool) -> int:
         return mfd
     if mfd is not None:
         os.close(mfd)
+    if answer == b"err %d" % errno.EACCES:
+        raise _error(errno.EACCES, what, "not a pinned map: its holder knows no pin by this "
+                     "file (a copy of one?)")
     raise _answer_errno(answer, what)
 
 

@@ -584,3 +584,15 @@ def test_a_squatted_holder_name_is_passed_over(tmp_path: Any, own_holder: str) -
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(r)
+
+
+def test_errors_say_what_is_wrong(tmp_path: Any, own_holder: str) -> None:
+    m = ArrayMap(8, 4)
+    m.pin(str(tmp_path / "p"))
+    shutil.copy(tmp_path / "p", tmp_path / "copy")  # the same text, another inode
+    for path, words in (("/etc/passwd", "not a pinned map"), (str(tmp_path), "not a pinned map"),
+                        (str(tmp_path / "copy"), "a copy of one")):
+        with pytest.raises(PermissionError, match=words):
+            ArrayMap.open_pinned(path)
+    with pytest.raises(FileNotFoundError):
+        ArrayMap.open_pinned(str(tmp_path / "missing"))
