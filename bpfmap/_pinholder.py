@@ -153,7 +153,7 @@ class Holder:
             try:
                 for c in [c for c in self.conns.values()
                           if c.pending is not None and c is not asking]:
-                    self.serve(c)
+                    self.serve(c, drain=True)
             finally:
                 self.sweeping = False
         for key in list(self.pins):
@@ -297,7 +297,8 @@ class Holder:
             self.pins[c.pending].pending = None
             self.check(c.pending)
 
-    def serve(self, c: Conn) -> None:
+    def serve(self, c: Conn, drain: bool = False) -> None:
+        """Answer one request (epoll reports the connection again if more wait), or all."""
         while True:
             fds: list[int] = []
             try:
@@ -320,7 +321,7 @@ class Holder:
                         reply = self.request(c, msg, fds)
                     except OSError as exc:
                         reply = b"err %d" % (exc.errno or errno.EIO)
-                if not self.send(c, reply):
+                if not self.send(c, reply) or not drain:
                     return
             finally:
                 for fd in fds:
