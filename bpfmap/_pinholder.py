@@ -39,6 +39,7 @@ import fcntl
 import os
 import resource
 import select
+import signal
 import socket
 import stat
 import struct
@@ -58,6 +59,7 @@ GRACE = 5.0  # seconds a holder with no pin and no client waits before it exits
 EVENT = struct.Struct("iIII")  # struct inotify_event without its name
 CRED = struct.Struct("3i")  # struct ucred
 INT = struct.Struct("i")
+MIRROR = struct.Struct("=c7xQQ")  # to the standby: b"a" (added: + memfd, pin file), b"d", b"q"
 FD_MARGIN = 32  # descriptors kept free for connections and replies
 # An answer, or an answer with a descriptor to pass (and whether it is ours to close after).
 Reply = Union[bytes, tuple[bytes, int, bool]]
@@ -82,9 +84,10 @@ class Conn:
         self.pending: tuple[int, int] | None = None
 
 
-def _recv(sock: socket.socket) -> tuple[bytes, list[int], bool]:
+def _recv(sock: socket.socket, size: int = 64) -> tuple[bytes, list[int], bool]:
     """One request and the descriptors that came with it (close-on-exec); truncated?"""
-    msg, anc, flags, _ = sock.recvmsg(64, socket.CMSG_SPACE(4 * INT.size), socket.MSG_CMSG_CLOEXEC)
+    msg, anc, flags, _ = sock.recvmsg(size, socket.CMSG_SPACE(4 * INT.size),
+                                      socket.MSG_CMSG_CLOEXEC)
     fds: list[int] = []
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -102,6 +105,8 @@ class Holder:
         self.by_wd: dict[int, tuple[int, int]] = {}
         self.conns: dict[int, Conn] = {}
         self.sweeping = False
+        self.mirror: socket.socket | None = None  # to the standby, while one runs
+        self.standby = 0
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -125,6 +130,7 @@ class Holder:
 
     def drop(self, key: tuple[int, int]) -> None:
         p = self.pins.pop(key)
+        self.to_standby(b"d", key)
         if p.wd >= 0:
             self.by_wd.pop(p.wd, None)
             self.libc.inotify_rm_watch(self.ino, p.wd)
@@ -205,7 +211,7 @@ class Holder:
         if verb == b"get" and len(words) == 2 and len(fds) == 1:
             return self.get(words[1], fds[0])
         if verb == b"ping" and not fds:
-            return f"ok {self.pid} {self.instance} {len(self.pins)}".encode()
+            return f"ok {self.pid} {self.instance} {len(self.pins)} {self.standby}".encode()
         if verb == b"sweep" and not fds:
             self.sweep(c)
             return f"ok {len(self.pins)}".encode()
@@ -228,6 +234,7 @@ class Holder:
             return b"full"  # the client asks the next holder
         p = Pin(os.dup(map_fd), os.dup(file_fd), c)
         self.pins[key] = p
+        self.to_standby(b"a", key, [p.map_fd, p.file_fd])
         c.pending = key
         self.watch(p)
         if p.wd >= 0:
@@ -263,6 +270,96 @@ class Holder:
             except OSError as exc:
                 return b"err %d" % (exc.errno or errno.EIO)
         return b"ok", fd, False  # the pin's own descriptor: kept after sending
+
+    # -- the standby: a forked copy that takes over if this process is killed --
+
+    def to_standby(self, what: bytes, key: tuple[int, int], fds: list[int] | None = None) -> None:
+        if self.mirror is None:
+            return
+        try:
+            frame = MIRROR.pack(what, *key)
+            sent = socket.send_fds(self.mirror, [frame], fds) if fds else self.mirror.send(frame)
+            if sent != len(frame):
+                raise BlockingIOError
+        except OSError:  # stopped (its buffer is full) or gone: a fresh copy replaces it
+            self.lose_standby()
+
+    def lose_standby(self) -> None:
+        if self.mirror is not None:
+            self.ep.unregister(self.mirror.fileno())
+            self.mirror.close()
+            self.mirror = None
+        if self.standby:
+            with contextlib.suppress(OSError):
+                os.kill(self.standby, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(self.standby, 0)  # our child: reaped, never a zombie
+            self.standby = 0
+
+    def start_standby(self) -> None:
+        """Fork the standby; in the child, returns only once it has taken over."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid:
+            theirs.close()
+            ours.setblocking(False)
+            self.mirror, self.standby = ours, pid
+            self.ep.register(ours.fileno(), select.EPOLLIN)
+            return
+        ours.close()
+        try:
+            self.stand_by(theirs)
+        except BaseException:
+            os._exit(1)
+
+    def stand_by(self, mirror: socket.socket) -> None:
+        # Our own session: a signal to the holder's process group spares the standby.
+        os.setsid()
+        self.ep.close()
+        for c in self.conns.values():
+            c.sock.close()  # the primary's clients: their end of file must not wait for us
+        self.conns.clear()
+        if self.ino >= 0:
+            os.close(self.ino)
+        self.ino = -1
+        self.by_wd.clear()
+        for p in self.pins.values():
+            p.wd, p.pending = -1, None
+        self.mirror, self.standby = None, 0
+        while True:
+            try:
+                frame, fds, _ = _recv(mirror, MIRROR.size)
+                while frame and len(frame) < MIRROR.size:
+                    frame += mirror.recv(MIRROR.size - len(frame))
+            except OSError:
+                break
+            if not frame:
+                break  # the primary is gone: take over
+            what, dev, ino = MIRROR.unpack(frame)
+            if what == b"a" and len(fds) == 2:
+                self.pins[(dev, ino)] = Pin(fds[0], fds[1], None)
+                continue
+            for fd in fds:
+                os.close(fd)
+            if what == b"d" and (dev, ino) in self.pins:
+                self.drop((dev, ino))
+            elif what == b"q":
+                os._exit(0)
+        mirror.close()
+        # The primary's listening sockets are ours too: their clients wait in the
+        # backlog, and see us from now on.
+        self.pid = os.getpid()
+        self.ep = select.epoll()
+        for s in self.listeners:
+            self.ep.register(s.fileno(), select.EPOLLIN)
+        self.ino = int(self.libc.inotify_init1(IN_CLOEXEC | IN_NONBLOCK))
+        if self.ino >= 0:
+            self.ep.register(self.ino, select.EPOLLIN)
+        for key, p in self.pins.items():
+            self.watch(p)
+            if p.wd >= 0:
+                self.by_wd[p.wd] = key
+        self.sweep()  # a pin the primary was making when it died: linked or not
 
     # -- connections --------------------------------------------------------
 
@@ -358,6 +455,8 @@ class Holder:
         while self.pins or self.conns or time.monotonic() - busy < GRACE:
             if self.pins or self.conns:
                 busy = time.monotonic()
+            if self.mirror is None and self.pins:
+                self.start_standby()  # the child comes back here as the primary
             timeout = max(0.0, next_sweep - time.monotonic())
             try:
                 events = self.ep.poll(timeout)
@@ -365,7 +464,9 @@ class Holder:
                 continue
             for fd, _ in events:
                 try:
-                    if fd in listeners:
+                    if self.mirror is not None and fd == self.mirror.fileno():
+                        self.lose_standby()  # it died (its end of the pair): a new one
+                    elif fd in listeners:
                         self.accept(listeners[fd])
                     elif fd == self.ino:
                         self.inotify()
@@ -383,6 +484,8 @@ class Holder:
                 self.sweep_unwatched()
                 self.idle()
                 next_sweep = now + SWEEP
+        if self.mirror is not None:
+            self.to_standby(b"q", (0, 0))  # nothing left to hold: the standby goes too
 
 
 def main(name: str) -> None:

@@ -196,12 +196,45 @@ def test_the_last_link_releases_the_map(tmp_path: Any, own_holder: str) -> None:
     assert not holds_map(holder, map_id)
 
 
-def test_a_killed_holder_leaves_stale_pins_that_say_so(tmp_path: Any, own_holder: str) -> None:
+def _ping(name: str) -> list[bytes]:
+    return pin_mod._request(name, b"ping", [], "ping", os.getuid())[0].split()
+
+
+def test_a_killed_holder_is_replaced_by_its_standby(tmp_path: Any, own_holder: str) -> None:
+    """SIGKILL the holder, again and again: its standby takes over, no pin is lost."""
+    m = ArrayMap(8, 4)
+    m.update(0, b"survives")
+    m.pin(str(tmp_path / "p"))
+    name = pin_mod.holder_name(str(tmp_path / "p"))
+    seen = set()
+    for round_ in range(3):
+        holder = pin_mod.holder_pid(str(tmp_path / "p"))
+        seen.add(holder)
+        os.kill(holder, signal.SIGKILL)
+        wait_exit(holder)
+        # Served at once by the standby (it listens on the same sockets): the same map.
+        got = ArrayMap.open_pinned(str(tmp_path / "p"))
+        assert (got.id, got.lookup(0)) == (m.id, b"survives")
+        assert pin_mod.holder_pid(str(tmp_path / "p")) not in seen
+        m.pin(str(tmp_path / f"new{round_}"))  # new pins still work, with the same holder
+        assert pin_mod.holder_name(str(tmp_path / f"new{round_}")) == name
+    m.close()
+    os.unlink(tmp_path / "p")
+    assert pin_mod.sweep(name) == 3
+
+
+def test_killing_holder_and_standby_leaves_stale_pins_that_say_so(
+    tmp_path: Any, own_holder: str
+) -> None:
     m = ArrayMap(8, 4)
     m.pin(str(tmp_path / "p"))
-    holder = pin_mod.holder_pid(str(tmp_path / "p"))
+    words = _ping(pin_mod.holder_name(str(tmp_path / "p")))
+    holder, standby = int(words[1]), int(words[4])
+    assert standby > 0
+    os.kill(standby, signal.SIGKILL)  # the standby first: no one left to take over
     os.kill(holder, signal.SIGKILL)
     wait_exit(holder)
+    wait_exit(standby)
     with pytest.raises(FileNotFoundError, match="stale pin") as info:
         ArrayMap.open_pinned(str(tmp_path / "p"))
     assert info.value.errno == errno.ENOENT
@@ -596,3 +629,47 @@ def test_errors_say_what_is_wrong(tmp_path: Any, own_holder: str) -> None:
             ArrayMap.open_pinned(path)
     with pytest.raises(FileNotFoundError):
         ArrayMap.open_pinned(str(tmp_path / "missing"))
+
+
+def _pin_many(folder: str, count: int, progress: int, conn: Any) -> None:
+    ok = []
+    for i in range(count):
+        m = ArrayMap(8, 1)
+        m.update(0, i.to_bytes(8, "little"))
+        try:
+            m.pin(f"{folder}/p{i}")
+            ok.append(i)
+        except OSError as exc:
+            assert exc.errno in (errno.ENOENT, errno.ECONNRESET, errno.EPIPE), exc
+        m.close()
+        os.write(progress, b".")
+    conn.send(ok)
+
+
+def test_holders_killed_while_pinning_lose_no_pin(tmp_path: Any, own_holder: str) -> None:
+    """The primary SIGKILLed again and again under a pinning process: each pin() that
+    returned holds its map, each that raised left no file."""
+    m = ArrayMap(8, 1)
+    m.pin(str(tmp_path / "first"))  # the holder exists before the pinner starts
+    name = pin_mod.holder_name(str(tmp_path / "first"))
+    r, w = os.pipe()
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_pin_many, args=(str(tmp_path), 400, w, child))
+    proc.start()
+    os.close(w)
+    child.close()
+    for _ in range(4):
+        assert len(os.read(r, 60)) > 0  # some pins made since the last kill
+        holder = int(_ping(name)[1])
+        os.kill(holder, signal.SIGKILL)
+        wait_exit(holder)
+    ok = parent.recv()
+    proc.join()
+    os.close(r)
+    files = sorted(f for f in os.listdir(tmp_path) if f != "first")
+    assert files == sorted(f"p{i}" for i in ok)
+    for i in ok:
+        assert ArrayMap.open_pinned(str(tmp_path / f"p{i}")).lookup(0) == i.to_bytes(8, "little")
+    assert pin_mod.sweep(name) == len(ok) + 1
+    print(f"4 holder kills under 400 pins: {len(ok)} made, {400 - len(ok)} raised, none lost")
