@@ -57,6 +57,8 @@ def main() -> None:
         m.pin(f"{folder}/p{i}")
     pin_s = time.perf_counter() - t
     rss1, slab1 = rss_kib(holder), meminfo("Slab")
+    standby = int(_pin._request(name, b"ping", [], "ping", os.getuid())[0].split()[4])
+    standby_rss = rss_kib(standby) if standby else 0
     t = time.perf_counter()
     for i in range(count):
         ArrayMap.open_pinned(f"{folder}/p{i}").close()
@@ -85,6 +87,7 @@ def main() -> None:
     print(f"open_pinned: {open_s / count * 1e6:.0f} us each "
           f"(from_fd alone: {adopt_s / count * 1e6:.0f} us)")
     print(f"holder RSS: +{(rss1 - rss0) * 1024 / count:.0f} bytes per pin ({rss1} KiB in all)")
+    print(f"its standby's RSS: {standby_rss} KiB (a forked copy: much of it shared)")
     print(f"kernel Slab: +{(slab1 - slab0) * 1024 / count:.0f} bytes per pin (noisy)")
     print(f"sweep of {held} pins: {sweep_s * 1e3:.1f} ms")
     print(f"an unlinked pin's map let go after {release_s * 1e3:.2f} ms (inotify)")

@@ -1,33 +1,29 @@
 """The holder of a user's emulated pins: one process for many pins, stdlib only.
 
-bpffs keeps a pinned map while a link to the pin exists. An emulated map is a
-memfd, which cannot be linked into a directory (linkat() says EXDEV), so this
-process plays bpffs for one user. A pin is a small regular file (on any
-filesystem, at any path); for each pin the holder keeps the map's memfd and a
-descriptor of the pin file, keyed by the file's inode (st_dev, st_ino): renames of
-the pin or of its folders and hard links change nothing, as on bpffs. A pin whose
-file has no link left (st_nlink == 0) is dropped, and the holder's reference to
-the map with it: at once when inotify reports the link count change (one inotify
-instance for all pins); pins that inotify cannot watch (the user's watches are
-used up, no inotify) are checked every SWEEP seconds, and every pin every
-FULL_SWEEP seconds (what inotify cannot see: a network filesystem's server).
+An emulated map is a memfd, which cannot be linked into a directory, so this
+process plays bpffs for one user. A pin is a small regular file (any filesystem,
+any path); per pin the holder keeps the memfd and a descriptor of the pin file,
+keyed by the file's inode (st_dev, st_ino): renames and hard links change
+nothing, as on bpffs. A pin whose file has no link left is dropped: at once when
+inotify reports the link count change (one instance for all pins), else at the
+sweep of unwatched pins every SWEEP seconds, and of all every FULL_SWEEP seconds.
 
-Clients of the holder's own user (and root) connect to a SOCK_SEQPACKET socket in
-the abstract namespace (no file that a /tmp cleaner could remove); one message
-is one request, served without ever blocking: a client that sends nothing, or
-does not read its answers, delays no one (it is dropped). Requests:
+A standby (a forked copy, told of every pin added or dropped) shares the listening
+sockets and takes over when the holder is killed; then it starts a standby of its
+own. Clients of the holder's user (and root) connect to SOCK_SEQPACKET sockets in
+the abstract namespace (no file for a /tmp cleaner to remove); one message is one
+request, served without ever blocking: a silent or non-reading client is dropped.
 
-    pin + [memfd, pin file]  register a pin (pending until "done") -> ok INSTANCE PID|full|err N
-    done N                     the client linked the file (N == 0) or gave up (N: errno)
-    get r | get rw + [pin file opened r / rw: the proof of access]    -> ok + [memfd] | err N
-    ping                       -> ok PID INSTANCE PINS
-    sweep                      drop the pins without a link now       -> ok PINS
+    pin + [memfd, pin file]  register (pending until "done")  -> ok INSTANCE PID|full|err N
+    done N                   the client linked the file (N == 0) or gave up (N: errno)
+    get r|rw + [pin file opened r|rw: proof of access]  -> ok + [memfd] | err N
+    ping                     -> ok PID INSTANCE PINS STANDBY_PID
+    sweep                    drop the pins without a link now  -> ok PINS
 
     python -I _pinholder.py NAME   (one line on stdout: "ok PID INSTANCE" or "err ERRNO")
 
-The holder binds NAME (where clients find it to pin) and NAME/INSTANCE (the name
-written in its pin files, where clients open them). It exits when it holds no
-pin and no client is connected.
+It binds NAME (where clients pin) and NAME/INSTANCE (named in its pin files, where
+clients open them), and exits when it holds no pin and no client is connected.
 """
 
 from __future__ import annotations
