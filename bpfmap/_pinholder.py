@@ -103,6 +103,7 @@ class Holder:
         self.sweeping = False
         self.mirror: socket.socket | None = None  # to the standby, while one runs
         self.standby = 0
+        self.standby_retry = 0.0
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -295,7 +296,12 @@ class Holder:
     def start_standby(self) -> None:
         """Fork the standby; in the child, returns only once it has taken over."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
         if pid:
             theirs.close()
             ours.setblocking(False)
@@ -451,8 +457,11 @@ class Holder:
         while self.pins or self.conns or time.monotonic() - busy < GRACE:
             if self.pins or self.conns:
                 busy = time.monotonic()
-            if self.mirror is None and self.pins:
-                self.start_standby()  # the child comes back here as the primary
+            if self.mirror is None and self.pins and time.monotonic() >= self.standby_retry:
+                try:
+                    self.start_standby()  # the child comes back here as the primary
+                except OSError:  # no process to be had (RLIMIT_NPROC): try again later
+                    self.standby_retry = time.monotonic() + SWEEP
             timeout = max(0.0, next_sweep - time.monotonic())
             try:
                 events = self.ep.poll(timeout)
