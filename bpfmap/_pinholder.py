@@ -55,20 +55,24 @@ GRACE = 5.0  # seconds a holder with no pin and no client waits before it exits
 EVENT = struct.Struct("iIII")  # struct inotify_event without its name
 CRED = struct.Struct("3i")  # struct ucred
 INT = struct.Struct("i")
-MIRROR = struct.Struct("=c7xQQ")  # to the standby: b"a" (added: + memfd, pin file), b"d", b"q"
+# To the standby: b"a" added (+ memfd, pin file; pending), b"c" committed, b"d" dropped, b"q" quit.
+MIRROR = struct.Struct("=c7xQQ")
 FD_MARGIN = 32  # descriptors kept free for connections and replies
 # An answer, or an answer with a descriptor to pass (and whether it is ours to close after).
 Reply = Union[bytes, tuple[bytes, int, bool]]
 
 
 class Pin:
-    __slots__ = ("map_fd", "file_fd", "wd", "pending")
+    __slots__ = ("map_fd", "file_fd", "wd", "pending", "orphan")
 
     def __init__(self, map_fd: int, file_fd: int, pending: Conn | None) -> None:
         self.map_fd = map_fd
         self.file_fd = file_fd
         self.wd = -1
         self.pending = pending  # the connection that is linking the file, until "done"
+        # In a standby: pending in the primary. After a takeover its client may still
+        # link the file (its "done" can reach the dying primary): judged a bit later.
+        self.orphan = False
 
 
 class Conn:
@@ -104,6 +108,7 @@ class Holder:
         self.mirror: socket.socket | None = None  # to the standby, while one runs
         self.standby = 0
         self.standby_retry = 0.0
+        self.orphans_until = 0.0  # after a takeover: when pins pending then are judged
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -139,6 +144,10 @@ class Holder:
         p = self.pins[key]
         if p.pending is not None:
             return True
+        if p.orphan:
+            if time.monotonic() < self.orphans_until:
+                return True
+            p.orphan = False
         try:
             links = os.fstat(p.file_fd).st_nlink
         except OSError as exc:  # ESTALE: removed on a network filesystem's server
@@ -163,7 +172,7 @@ class Holder:
             self.check(key)
 
     def sweep_unwatched(self) -> None:
-        for key in [k for k, p in self.pins.items() if p.wd < 0]:
+        for key in [k for k, p in self.pins.items() if p.wd < 0 or p.orphan]:
             self.check(key)
 
     def watch(self, p: Pin) -> None:
@@ -244,7 +253,8 @@ class Holder:
             return
         self.pins[key].pending = None
         if linked:
-            self.check(key)  # removed already? dropped now
+            if self.check(key):  # removed already? dropped now
+                self.to_standby(b"c", key)
         else:
             self.drop(key)
 
@@ -326,7 +336,7 @@ class Holder:
         self.ino = -1
         self.by_wd.clear()
         for p in self.pins.values():
-            p.wd, p.pending = -1, None
+            p.wd, p.orphan, p.pending = -1, p.pending is not None, None
         self.mirror, self.standby = None, 0
         while True:
             try:
@@ -340,11 +350,14 @@ class Holder:
             what, dev, ino = MIRROR.unpack(frame)
             if what == b"a" and len(fds) == 2:
                 self.pins[(dev, ino)] = Pin(fds[0], fds[1], None)
+                self.pins[(dev, ino)].orphan = True
                 continue
             for fd in fds:
                 os.close(fd)
             if what == b"d" and (dev, ino) in self.pins:
                 self.drop((dev, ino))
+            elif what == b"c" and (dev, ino) in self.pins:
+                self.pins[(dev, ino)].orphan = False
             elif what == b"q":
                 os._exit(0)
         mirror.close()
@@ -361,7 +374,10 @@ class Holder:
             self.watch(p)
             if p.wd >= 0:
                 self.by_wd[p.wd] = key
-        self.sweep()  # a pin the primary was making when it died: linked or not
+        # A pin the primary was making when it died: its client may link it still (its
+        # "done" may reach the dying primary's socket): judged at the sweeps after SWEEP.
+        self.orphans_until = time.monotonic() + SWEEP
+        self.sweep()
 
     # -- connections --------------------------------------------------------
 
@@ -394,7 +410,8 @@ class Holder:
         if c.pending is not None and c.pending in self.pins:
             # The client is gone mid-pin (killed?): the pin exists if it linked the file.
             self.pins[c.pending].pending = None
-            self.check(c.pending)
+            if self.check(c.pending):
+                self.to_standby(b"c", c.pending)
 
     def serve(self, c: Conn, drain: bool = False) -> None:
         """Answer one request (epoll reports the connection again if more wait), or all."""

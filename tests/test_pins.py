@@ -671,5 +671,6 @@ def test_holders_killed_while_pinning_lose_no_pin(tmp_path: Any, own_holder: str
     assert files == sorted(f"p{i}" for i in ok)
     for i in ok:
         assert ArrayMap.open_pinned(str(tmp_path / f"p{i}")).lookup(0) == i.to_bytes(8, "little")
-    assert pin_mod.sweep(name) == len(ok) + 1
+    # At least those (a pin being made at a kill is judged a second later: linked or not).
+    assert pin_mod.sweep(name) >= len(ok) + 1
     print(f"4 holder kills under 400 pins: {len(ok)} made, {400 - len(ok)} raised, none lost")
