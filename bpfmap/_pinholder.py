@@ -235,7 +235,12 @@ class Holder:
             return b"err %d" % errno.EINVAL
         key = (st.st_dev, st.st_ino)
         if key in self.pins:
-            return b"err %d" % errno.EEXIST
+            p = self.pins[key]
+            if not p.orphan:
+                return b"err %d" % errno.EEXIST
+            # Its client asks again, after the primary died before answering: ours now.
+            p.orphan, p.pending, c.pending = False, c, key
+            return f"ok {self.instance} {self.pid}".encode()
         if 2 * len(self.pins) + len(self.conns) + FD_MARGIN >= self.fd_limit:
             return b"full"  # the client asks the next holder
         p = Pin(os.dup(map_fd), os.dup(file_fd), c)
@@ -336,7 +341,7 @@ class Holder:
         self.ino = -1
         self.by_wd.clear()
         for p in self.pins.values():
-            p.wd, p.orphan, p.pending = -1, p.pending is not None, None
+            p.wd, p.orphan, p.pending = -1, p.orphan or p.pending is not None, None
         self.mirror, self.standby = None, 0
         while True:
             try:
