@@ -33,11 +33,22 @@ BPFFS = "/sys/fs/bpf"
 
 
 @pytest.fixture
-def own_holder(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Pins made from here go to a holder of this test's own: its base name."""
+def own_holder(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[str]:
+    """Pins made from here go to a holder of this test's own: its base name.
+
+    Afterwards the test's folder is emptied (its pins unpinned) and our connections
+    closed, so that holder (and its standby) exit instead of outliving the tests.
+    """
     tag = f"pins-test-{os.getpid()}-{time.monotonic_ns()}"
     monkeypatch.setenv("BPFMAP_PIN_HOLDER", tag)
-    return f"bpfmap-pins/{os.getuid()}/{tag}/0"
+    yield f"bpfmap-pins/{os.getuid()}/{tag}/0"
+    for entry in os.listdir(tmp_path):
+        path = tmp_path / entry
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)  # by descriptors: paths longer than PATH_MAX too
+        else:
+            path.unlink()
+    pin_mod._forget_connections()
 
 
 def holds_map(pid: int, map_id: int) -> bool:
