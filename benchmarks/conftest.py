@@ -20,7 +20,7 @@ import pytest
 import bpfmap
 from bpfmap import bench
 
-KERNEL_UNAVAILABLE = bpfmap.kernel_available()
+KERNEL_UNAVAILABLE = bpfmap.kernel_unavailable_reason()
 _ALL = bench.cases(full=False, kernel_reason=KERNEL_UNAVAILABLE)
 
 
@@ -33,7 +33,10 @@ def run_case(benchmark: Any, case: bench.Case, *, rounds: int = 0) -> object:
     """Set the case up, benchmark one operation of it, tear it down; return its last result."""
     if case.skip or case.setup is None:
         pytest.skip(case.skip or "no setup")
-    prepared = case.setup()
+    try:
+        prepared = case.setup()
+    except bench.Skip as exc:  # the case found at setup that it cannot run here
+        pytest.skip(str(exc))
     try:
         benchmark.group = case.label
         benchmark.extra_info.update(backend=case.backend, note=case.note, **case.params)

@@ -5,6 +5,7 @@ memory and needs no privileges; ``backend="kernel"`` drives the real ``bpf()``
 syscall through the same API.
 """
 
+from . import _bindings  # noqa: F401  (first: says what to do when the C core is not built)
 from ._constants import (
     BPF_ANY,
     BPF_EXIST,
@@ -32,7 +33,15 @@ from ._constants import (
     BPF_NOEXIST,
     ENOTSUPP,
 )
-from ._map import ArrayMap, Batch, BatchCount, MapInfo, MapRegion, kernel_available
+from ._map import (
+    ArrayMap,
+    Batch,
+    BatchCount,
+    BatchError,
+    MapInfo,
+    MapRegion,
+    kernel_unavailable_reason,
+)
 from ._object import BpfObject
 from ._program import Link, Program, TestRun
 from ._section import Section, Variable
@@ -68,6 +77,7 @@ __all__ = [
     "ArrayMap",
     "Batch",
     "BatchCount",
+    "BatchError",
     "BpfObject",
     "Link",
     "Program",
@@ -77,5 +87,5 @@ __all__ = [
     "Variable",
     "MapInfo",
     "MapRegion",
-    "kernel_available",
+    "kernel_unavailable_reason",
 ]

@@ -26,6 +26,10 @@ _INT_SIGNED, _INT_CHAR, _INT_BOOL = 1, 2, 4
 _SIGNED = {1: ctypes.c_int8, 2: ctypes.c_int16, 4: ctypes.c_int32, 8: ctypes.c_int64}
 _UNSIGNED = {1: ctypes.c_uint8, 2: ctypes.c_uint16, 4: ctypes.c_uint32, 8: ctypes.c_uint64}
 _FLOATS = {4: ctypes.c_float, 8: ctypes.c_double}
+_MAX_RESOLVE_DEPTH = 32
+# No global bpfmap lays out is larger: a data section is one map value, which the kernel caps
+# at KMALLOC_MAX_SIZE-ish sizes far below this; a larger BTF size is a corrupted file.
+_MAX_TYPE_SIZE = 1 << 30
 
 
 class BtfError(ValueError):
@@ -74,6 +78,7 @@ class Btf:
         self._lib = _libbpf.lib()
         self._btf = handle
         self._cache: dict[int, BtfType] = {}
+        self._resolving: list[int] = []  # the chain being resolved, against cycles
 
     # -- raw access ---------------------------------------------------------
 
@@ -117,7 +122,17 @@ class Btf:
     def resolve(self, type_id: int) -> BtfType:
         cached = self._cache.get(type_id)
         if cached is None:
-            cached = self._cache[type_id] = self._build(type_id)
+            # BTF from a file may refer to itself or nest without end; the kernel's own
+            # resolver stops at MAX_RESOLVE_DEPTH (32) and refuses such types too.
+            if type_id in self._resolving:
+                raise BtfError(f"BTF type {type_id} contains itself")
+            if len(self._resolving) >= _MAX_RESOLVE_DEPTH:
+                raise BtfError(f"BTF type {type_id} nests deeper than {_MAX_RESOLVE_DEPTH} types")
+            self._resolving.append(type_id)
+            try:
+                cached = self._cache[type_id] = self._build(type_id)
+            finally:
+                self._resolving.pop()
         return cached
 
     def _build(self, type_id: int) -> BtfType:
@@ -147,6 +162,8 @@ class Btf:
 
     def _int(self, t: Any) -> BtfType:
         size = int(t.size_or_type)
+        if size not in (1, 2, 4, 8, 16):  # btf_int_check_meta's sizes
+            raise BtfError(f"BTF int {self._name(t)!r}: {size} bytes")
         encoding = (self._items(t, "uint32_t")[0] >> 24) & 0xF
         signed = bool(encoding & _INT_SIGNED)
         table = _SIGNED if signed else _UNSIGNED
@@ -187,6 +204,8 @@ class Btf:
         info = self._items(t, "struct btf_array")[0]
         elem = self.resolve(info.type)
         n = int(info.nelems)
+        if elem.size * n > _MAX_TYPE_SIZE:
+            raise BtfError(f"BTF array of {n} x {elem.size} bytes: larger than any section")
         shape = (n,) + elem.shape if elem.kind == "array" else (n,)
         base = elem.element if elem.kind == "array" and elem.element else elem
         dims = "".join(f"[{d}]" for d in shape)
@@ -197,6 +216,8 @@ class Btf:
         keyword = "struct" if kind == STRUCT else "union"
         name = self._name(t)
         size = int(t.size_or_type)
+        if size > _MAX_TYPE_SIZE:
+            raise BtfError(f"BTF {keyword} {name or 'anon'}: {size} bytes")
         members = self._items(t, "struct btf_member")
         fields: list[tuple[str, int, Any]] = []
         for i in range(t.info & 0xFFFF):
@@ -205,8 +226,11 @@ class Btf:
             bit_offset = (m.offset & 0xFFFFFF) if t.info >> 31 else int(m.offset)
             if bitfield or bit_offset % 8 or self._int_bits(m.type) not in (None, 0):
                 continue  # bitfields stay in the raw bytes: ctypes cannot place them exactly
-            ctype = self.resolve(m.type).ctype
-            fields.append((self._name(m) or f"_anon{i}", bit_offset // 8, ctype))
+            member = self.resolve(m.type)
+            fname = self._name(m)
+            if not fname and member.kind not in ("struct", "union"):
+                continue  # only a struct or union member may be anonymous (C11 6.7.2.1)
+            fields.append((fname or f"_anon{i}", bit_offset // 8, member.ctype))
         record = _layout(keyword, name or "anon", size, fields)
         return BtfType(f"{keyword} {name}" if name else keyword, keyword, size, record)
 
@@ -214,7 +238,9 @@ class Btf:
         """For an integer type that is a bitfield in old-style BTF (fewer bits than bytes): its
         width in bits; 0 for a whole integer; None for any other type."""
         t = self._raw(type_id)
-        while self._kind(t) in (TYPEDEF, *_MODIFIERS):
+        for _ in range(_MAX_RESOLVE_DEPTH):
+            if self._kind(t) not in (TYPEDEF, *_MODIFIERS):
+                break
             t = self._raw(t.size_or_type)
         if self._kind(t) != INT:
             return None
@@ -250,7 +276,10 @@ def _layout(keyword: str, name: str, size: int, fields: list[tuple[str, int, Any
         out = [(fname, ctype) for fname, offset, ctype in fields if offset == 0]
         out.append(("_raw", ctypes.c_uint8 * size))
     anonymous = [f for f, _ in out if f.startswith("_anon")]
-    cls: Any = type(name, (base,), {"_pack_": 1, "_anonymous_": anonymous, "_fields_": out})
+    try:
+        cls: Any = type(name, (base,), {"_pack_": 1, "_anonymous_": anonymous, "_fields_": out})
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise BtfError(f"{keyword} {name}: cannot be laid out ({exc})") from None
     if ctypes.sizeof(cls) != size:
         raise BtfError(f"{keyword} {name}: laid out in {ctypes.sizeof(cls)} bytes, BTF says {size}")
     return cls

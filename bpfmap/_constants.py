@@ -1,35 +1,38 @@
-"""Constants with the values of the kernel's include/uapi/linux/bpf.h."""
+"""The kernel's constants (include/uapi/linux/bpf.h), as the C core defines them.
+
+The values live once, in csrc/bpfmap_api.h; they are read here through cffi.
+"""
 
 from __future__ import annotations
 
+from ._bindings import ENOTSUPP as ENOTSUPP
+from ._bindings import constant as _c
+
 # BPF_MAP_UPDATE_ELEM flags
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-BPF_F_LOCK = 4
+BPF_ANY = _c("BPF_ANY")
+BPF_NOEXIST = _c("BPF_NOEXIST")
+BPF_EXIST = _c("BPF_EXIST")
+BPF_F_LOCK = _c("BPF_F_LOCK")
 
 # BPF_MAP_CREATE map_flags
-BPF_F_NO_PREALLOC = 1 << 0
-BPF_F_NO_COMMON_LRU = 1 << 1
-BPF_F_NUMA_NODE = 1 << 2
-BPF_F_RDONLY = 1 << 3
-BPF_F_WRONLY = 1 << 4
-BPF_F_STACK_BUILD_ID = 1 << 5
-BPF_F_ZERO_SEED = 1 << 6
-BPF_F_RDONLY_PROG = 1 << 7
-BPF_F_WRONLY_PROG = 1 << 8
-BPF_F_CLONE = 1 << 9
-BPF_F_MMAPABLE = 1 << 10
-BPF_F_PRESERVE_ELEMS = 1 << 11
-BPF_F_INNER_MAP = 1 << 12
-BPF_F_LINK = 1 << 13
-BPF_F_PATH_FD = 1 << 14
-BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
-BPF_F_TOKEN_FD = 1 << 16
-BPF_F_SEGV_ON_FAULT = 1 << 17
-BPF_F_NO_USER_CONV = 1 << 18
+BPF_F_NO_PREALLOC = _c("BPF_F_NO_PREALLOC")
+BPF_F_NO_COMMON_LRU = _c("BPF_F_NO_COMMON_LRU")
+BPF_F_NUMA_NODE = _c("BPF_F_NUMA_NODE")
+BPF_F_RDONLY = _c("BPF_F_RDONLY")
+BPF_F_WRONLY = _c("BPF_F_WRONLY")
+BPF_F_STACK_BUILD_ID = _c("BPF_F_STACK_BUILD_ID")
+BPF_F_ZERO_SEED = _c("BPF_F_ZERO_SEED")
+BPF_F_RDONLY_PROG = _c("BPF_F_RDONLY_PROG")
+BPF_F_WRONLY_PROG = _c("BPF_F_WRONLY_PROG")
+BPF_F_CLONE = _c("BPF_F_CLONE")
+BPF_F_MMAPABLE = _c("BPF_F_MMAPABLE")
+BPF_F_PRESERVE_ELEMS = _c("BPF_F_PRESERVE_ELEMS")
+BPF_F_INNER_MAP = _c("BPF_F_INNER_MAP")
+BPF_F_LINK = _c("BPF_F_LINK")
+BPF_F_PATH_FD = _c("BPF_F_PATH_FD")
+BPF_F_VTYPE_BTF_OBJ_FD = _c("BPF_F_VTYPE_BTF_OBJ_FD")
+BPF_F_TOKEN_FD = _c("BPF_F_TOKEN_FD")
+BPF_F_SEGV_ON_FAULT = _c("BPF_F_SEGV_ON_FAULT")
+BPF_F_NO_USER_CONV = _c("BPF_F_NO_USER_CONV")
 
-BPF_MAP_TYPE_ARRAY = 2
-
-#: The kernel-internal errno BPF returns for unsupported operations; libc has no name for it.
-ENOTSUPP = 524
+BPF_MAP_TYPE_ARRAY = _c("BPF_MAP_TYPE_ARRAY")

@@ -14,11 +14,14 @@ libbpf opens the object on both backends (it parses the ELF and BTF without any 
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
+import stat
 from typing import Any
 
 from . import _kconfig, _libbpf
-from ._btf import Btf
+from ._btf import Btf, BtfError
 from ._map import ArrayMap
 from ._program import Program
 from ._section import Section
@@ -50,6 +53,8 @@ class BpfObject:
     _map_handles: dict[str, Any]
     _kconfig: str | None
     _kconfig_keep: Any
+    _image: bytes
+    _image_keep: tuple[Any, Any]
 
     def __init__(self) -> None:
         raise TypeError("use BpfObject.open(path, backend=...)")
@@ -72,14 +77,23 @@ class BpfObject:
             raise TypeError("path must be str or os.PathLike[str]")
         if kconfig is not None and not isinstance(kconfig, str):
             raise TypeError(f"kconfig must be str, not {type(kconfig).__name__}")
+        image = _read_object_file(p)
         libbpf, ffi = _libbpf.lib(), _libbpf.ffi
         opts = ffi.new("struct bpf_object_open_opts *")
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
+        # The name libbpf's open_file gives: the file's basename up to its first dot.
+        name = ffi.new("char[]", os.fsencode(os.path.basename(p)).split(b".")[0])
+        opts.object_name = name
         keep = ffi.new("char[]", kconfig.encode()) if kconfig is not None else ffi.NULL
         opts.kconfig = keep
-        handle = libbpf.bpf_object__open_file(os.fsencode(p), opts)
+        buf = ffi.from_buffer(image)
+        _probe_open(p, libbpf.bpf_object__open_mem, buf, len(image), opts)
+        handle = libbpf.bpf_object__open_mem(buf, len(image), opts)
         if handle == _libbpf.ffi.NULL:
             raise _libbpf.last_error(f"open {p}")
+        if _is_error_pointer(handle):
+            raise OSError(errno.EINVAL, f"open {p}: the file is malformed (libbpf returned an "
+                          "error it could not name)")
         self = object.__new__(cls)
         # libbpf's object is closed by close(), or when the last reference goes.
         self._obj = ffi.gc(handle, libbpf.bpf_object__close)
@@ -88,9 +102,14 @@ class BpfObject:
         self.loaded = False
         self._kconfig = kconfig
         self._kconfig_keep = keep  # libbpf keeps the pointer until load
+        self._image = image  # the bytes libbpf opened (and the relocations are read from)
+        self._image_keep = (buf, name)
         self._maps = {}
         try:
             self._collect()
+        except BtfError as exc:
+            self.close()
+            raise BtfError(f"open {p}: {exc}") from None
         except BaseException:
             self.close()
             raise
@@ -104,6 +123,9 @@ class BpfObject:
         self.sections = {}
         self._section_maps: dict[str, Any] = {}
         self._map_handles: dict[str, Any] = {}
+        # Internal maps of sections with no variables to name (clang's .rodata.str1.1 of
+        # string literals): no Section, but libbpf creates, fills and freezes them.
+        self._literal_maps: dict[str, Any] = {}
         m = ffi.NULL
         while (m := libbpf.bpf_object__next_map(self._obj, m)) != ffi.NULL:
             if not libbpf.bpf_map__is_internal(m):
@@ -113,6 +135,8 @@ class BpfObject:
             if section is not None:
                 self.sections[section.name] = section
                 self._section_maps[section.name] = m
+            else:
+                self._literal_maps[_libbpf.string(libbpf.bpf_map__name(m))] = m
         self.programs = {}
         p = ffi.NULL
         while (p := libbpf.bpf_object__next_program(self._obj, p)) != ffi.NULL:
@@ -198,6 +222,8 @@ class BpfObject:
             amap = ArrayMap.from_fd(os.dup(libbpf.bpf_map__fd(m)))
             self.sections[name]._loaded(amap)
             self._maps[name] = amap
+        for name, m in self._literal_maps.items():
+            self._maps[name] = ArrayMap.from_fd(os.dup(libbpf.bpf_map__fd(m)))
         for name, m in self._map_handles.items():
             fd = int(libbpf.bpf_map__fd(m))
             self._maps[name] = (
@@ -214,7 +240,7 @@ class BpfObject:
         return "\n".join(lines)
 
     def _load_emulated(self) -> None:
-        libbpf = _libbpf.lib()
+        libbpf, ffi = _libbpf.lib(), _libbpf.ffi
         for name, m in self._map_handles.items():
             if libbpf.bpf_map__type(m) != _BPF_MAP_TYPE_ARRAY:
                 kind = _libbpf.string(libbpf.libbpf_bpf_map_type_str(libbpf.bpf_map__type(m)))
@@ -232,15 +258,32 @@ class BpfObject:
                 created[-1].update(0, value)
                 if name.startswith(_FROZEN_SECTIONS):
                     created[-1].freeze()
+            for name, m in self._literal_maps.items():
+                created.append(self._emulated_map(m))
+                size = ffi.new("size_t *")
+                initial = libbpf.bpf_map__initial_value(m, size)
+                if initial != ffi.NULL:
+                    created[-1].update(0, bytes(ffi.buffer(initial, size[0])))
+                if name.startswith(_FROZEN_SECTIONS):
+                    created[-1].freeze()
             for m in self._map_handles.values():
                 created.append(self._emulated_map(m))
         except BaseException:
             for amap in created:
                 amap.close()
             raise
-        names = list(self._section_maps) + list(self._map_handles)
+        names = list(self._section_maps) + list(self._literal_maps) + list(self._map_handles)
+        self._maps = dict(zip(names, created))
+        try:  # what the kernel's verifier would refuse, as far as the interpreter sees it
+            from ._vm_run import check_programs
+
+            check_programs(self)
+        except BaseException:
+            for amap in created:
+                amap.close()
+            self._maps = {}
+            raise
         for name, amap in zip(names, created):
-            self._maps[name] = amap
             if name in self.sections:
                 self.sections[name]._loaded(amap)
 
@@ -266,8 +309,8 @@ class BpfObject:
         self._check_open()
         if self.backend != "kernel":
             raise NotImplementedError(
-                f"{what}: running programs on the emulated backend is not available yet; "
-                "open the object with backend='kernel'"
+                f"{what} needs the kernel: the emulated backend runs programs with test_run "
+                "only; open the object with backend='kernel'"
             )
         if not self.loaded:
             raise ValueError(f"{what}: load() the object first")
@@ -298,3 +341,64 @@ class BpfObject:
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("loaded" if self.loaded else "opened")
         return f"<BpfObject {self.name} {self.backend} {state}>"
+
+
+# An object file is read whole into memory: a BPF object is kilobytes to a few megabytes.
+_MAX_OBJECT_SIZE = 256 << 20
+_PARSE_TIMEOUT_S = 30
+
+
+def _read_object_file(path: str) -> bytes:
+    """The file's bytes, read once: the crash probe and libbpf then parse the same bytes even
+    if someone rewrites the file meanwhile."""
+    # O_NONBLOCK: a FIFO at the path must not hang the open (it is refused below).
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, f"open {path}: not a regular file") \
+                if stat.S_ISDIR(st.st_mode) else \
+                OSError(errno.EINVAL, f"open {path}: not a regular file")
+        if st.st_size > _MAX_OBJECT_SIZE:
+            raise OSError(errno.EFBIG, f"open {path}: {st.st_size} bytes, more than a BPF "
+                          f"object ({_MAX_OBJECT_SIZE >> 20} MiB at most)")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > _MAX_OBJECT_SIZE:
+                raise OSError(errno.EFBIG, f"open {path}: grew past {_MAX_OBJECT_SIZE >> 20} MiB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _is_error_pointer(handle: Any) -> bool:
+    from ._bindings import ffi as core_ffi
+    from ._bindings import lib as core
+
+    address = int(_libbpf.ffi.cast("uintptr_t", handle))
+    return bool(core.bpfmap_is_error_pointer(core_ffi.cast("void *", address)))
+
+
+def _probe_open(path: str, open_mem: Any, buf: Any, size: int, opts: Any) -> None:
+    """Parse the object in a forked child first: libbpf trusts the ELF and BTF it parses, and
+    a corrupted file can crash it; the child's death is then a clean error here."""
+    from ._bindings import ffi as core_ffi
+    from ._bindings import lib as core
+
+    signo = core_ffi.new("int *")
+    address = int(_libbpf.ffi.cast("uintptr_t", open_mem))
+    err = core.bpfmap_probe_open_mem(
+        address, core_ffi.cast("void *", int(_libbpf.ffi.cast("uintptr_t", buf))), size,
+        core_ffi.cast("void *", int(_libbpf.ffi.cast("uintptr_t", opts))),
+        _PARSE_TIMEOUT_S, signo)
+    if signo[0] == signal.SIGALRM:
+        raise OSError(errno.EINVAL, f"open {path}: libbpf did not finish parsing it in "
+                      f"{_PARSE_TIMEOUT_S} s: the file is malformed")
+    if signo[0]:
+        raise OSError(errno.EINVAL, f"open {path}: the file is malformed (libbpf's parser "
+                      f"died of {signal.Signals(signo[0]).name} on it, in a child process)")
+    if err == -errno.ECHILD:
+        return  # SIGCHLD is ignored here, so the child's fate is unknown: libbpf decides below
+    if err in (-errno.EAGAIN, -errno.ENOMEM):
+        raise OSError(-err, f"open {path}: cannot fork to parse it safely: {os.strerror(-err)}")

@@ -27,8 +27,8 @@ import sys
 import threading
 from pathlib import Path
 
+from ._bindings import error, lib
 from ._constants import BPF_F_RDONLY
-from ._core import lib
 
 HOLDER = str(Path(__file__).with_name("_pinholder.py"))
 PYTHON = sys.executable  # runs the holder: any Python 3.9+ (it needs the stdlib only)
@@ -48,8 +48,6 @@ def _error(code: int | None, what: str, detail: str | None = None) -> OSError:
 
 
 def on_bpffs(path: str) -> bool:
-    from ._map import error
-
     rc = lib.bpfmap_on_bpffs(os.fsencode(path))
     if rc < 0:
         raise error(rc, f"pin {path}")
@@ -57,16 +55,12 @@ def on_bpffs(path: str) -> bool:
 
 
 def pin_kernel(fd: int, path: str) -> None:
-    from ._map import error
-
     rc = lib.bpfmap_obj_pin(fd, os.fsencode(path))
     if rc:
         raise error(rc, f"pin {path}")
 
 
 def get_kernel(path: str, readonly: bool) -> int:
-    from ._map import error
-
     fd = lib.bpfmap_obj_get(os.fsencode(path), BPF_F_RDONLY if readonly else 0)
     if fd < 0:
         raise error(fd, f"open pinned {path}")

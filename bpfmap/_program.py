@@ -2,8 +2,8 @@
 
 ``test_run`` is ``BPF_PROG_TEST_RUN`` (libbpf's ``bpf_prog_test_run_opts``) and ``attach``
 libbpf's ``bpf_program__attach``, which attaches by section name (``raw_tp/``, ``tp/``,
-``kprobe/``, ...). Running a program on the emulated backend is not built yet: ``test_run``
-says so.
+``kprobe/``, ...). On the emulated backend ``test_run`` runs the program in bpfmap's own
+interpreter against the emulated maps (:mod:`bpfmap._vm_run`); ``attach`` needs the kernel.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ class Program:
         prog_type = libbpf.bpf_program__type(handle)
         self.type = _libbpf.string(libbpf.libbpf_bpf_prog_type_str(prog_type))
         self.log = bytearray()  # the kernel backend's load gives it the verifier's log
+        # emulated backend: what bpf_trace_printk wrote during the last test_run (the
+        # kernel's goes to /sys/kernel/tracing/trace_pipe)
+        self.trace = ""
 
     def __repr__(self) -> str:
         return f"<Program {self.name} section={self.section} type={self.type}>"
@@ -95,13 +98,23 @@ class Program:
     ) -> TestRun:
         """Run the program once or ``repeat`` times on ``data`` (packet programs) and/or
         ``ctx`` (a context buffer: ``syscall`` and ``raw_tp`` programs, which run once)."""
-        self._owner._check_kernel_loaded("test_run")
+        emulated = self._owner.backend == "emulated"
+        if emulated:
+            self._owner._check_open()
+            if not self._owner.loaded:
+                raise ValueError("test_run: load() the object first")
+        else:
+            self._owner._check_kernel_loaded("test_run")
         data_in = _bytes(data, "data")
         ctx_in = None if ctx is None else _bytes(ctx, "ctx")
         if isinstance(repeat, bool) or not isinstance(repeat, int):
             raise TypeError(f"repeat must be an int, not {type(repeat).__name__}")
         if not 0 <= repeat < 2**31:
             raise ValueError(f"repeat must be in 0..{2**31 - 1}, got {repeat}")
+        if emulated:
+            from . import _vm_run
+
+            return TestRun(*_vm_run.test_run(self, data_in, ctx_in, repeat))
         ffi = _libbpf.ffi
         opts = ffi.new("struct bpf_test_run_opts *")
         opts.sz = ffi.sizeof("struct bpf_test_run_opts")

@@ -14,7 +14,7 @@ import errno
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from ._btf import BtfType, BtfVar
+from ._btf import BtfError, BtfType, BtfVar
 from ._map import ArrayMap, MapRegion
 from ._typed import Codec
 
@@ -42,6 +42,12 @@ class Section:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "flags", flags)
         object.__setattr__(self, "size", len(initial))
+        for v in variables:
+            # libbpf fixes offsets from the symbol table but does not check them against the
+            # section: a corrupted object could place a variable outside it.
+            if v.offset < 0 or v.type.size > v.size or v.offset + v.size > len(initial):
+                raise BtfError(f"{name}: variable {v.name!r} ({v.size} bytes at offset "
+                               f"{v.offset}) does not fit in the section ({len(initial)} bytes)")
         vs = {v.name: Variable(v.name, v.offset, v.size, v.type) for v in variables}
         object.__setattr__(self, "variables", vs)
         object.__setattr__(self, "_codecs", {n: Codec(v.type, n) for n, v in vs.items()})

@@ -12,6 +12,7 @@ import ctypes
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ._region import holds_pointers
 from ._typed import numpy
 
 if TYPE_CHECKING:
@@ -29,9 +30,7 @@ class TypedArray:
         self._ctype: Any = None
         self._dtype: Any = None
         if isinstance(vtype, type) and issubclass(vtype, _CTYPES):
-            from ._map import _holds_pointers
-
-            if _holds_pointers(vtype):
+            if holds_pointers(vtype):
                 raise TypeError(f"{vtype.__name__} holds pointers: shared memory cannot hold them")
             self._ctype = vtype
             size = ctypes.sizeof(vtype)

@@ -7,7 +7,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from . import BPF_F_MMAPABLE, BPF_NOEXIST, ArrayMap, kernel_available
+from . import BPF_F_MMAPABLE, BPF_NOEXIST, ArrayMap, kernel_unavailable_reason
 
 Step = tuple[str, Callable[[dict[str, Any]], Any]]
 
@@ -67,7 +67,7 @@ def _steps() -> list[Step]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bpfmap demo", description=__doc__)
     parser.parse_args(argv)
-    reason = kernel_available()
+    reason = kernel_unavailable_reason()
     backends = ["emulated"] + ([] if reason else ["kernel"])
     states: dict[str, dict[str, Any]] = {b: {"backend": b} for b in backends}
     width = 52

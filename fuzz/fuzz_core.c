@@ -10,7 +10,7 @@
  * value_size says), so any out-of-bounds access, UB or crash is the core's.
  * Every input must release every descriptor: a leak aborts.
  *
- *     clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc fuzz/fuzz_core.c csrc/bpfmap.c
+ *     clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc fuzz/fuzz_core.c csrc/*.c
  *
  * See fuzz/run.sh.
  */
@@ -22,9 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "bpfmap.h"
+#include "layout.h"
 
 #define MAX_BUF (1u << 20) /* value and batch buffers: at most 1 MiB */
 #define MAX_OPS 64
@@ -88,7 +90,7 @@ static int lowest_free_fd(void)
 static void fuzz_open_crafted(struct input *in)
 {
     long page = sysconf(_SC_PAGESIZE);
-    uint8_t header[64];
+    uint8_t header[sizeof(struct bpfmap_header)];
     uint8_t shape = u8(in);
     uint64_t size = (uint64_t)page * (shape & 3) + ((shape & 4) ? u8(in) : 0);
     int seals = (shape & 8) ? 0 : F_SEAL_GROW | F_SEAL_SHRINK;
@@ -102,11 +104,13 @@ static void fuzz_open_crafted(struct input *in)
         struct bpfmap good;
         if (bpfmap_create(&good, BPFMAP_BACKEND_EMULATED, 2, 4, 1 + (shape >> 5), 1 + u8(in),
                           BPFMAP_F_MMAPABLE, "", 0) == 0) {
-            uint8_t orig[64];
-            if (pread(good.fd, orig, sizeof(orig), page - sizeof(orig)) == (ssize_t)sizeof(orig)) {
+            uint8_t orig[sizeof(header)];
+            if (pread(good.fd, orig, sizeof(orig), (off_t)layout_header_offset((uint64_t)page)) ==
+                (ssize_t)sizeof(orig)) {
                 for (unsigned i = 0; i < sizeof(orig); i++) /* keep most bytes */
                     header[i] = (header[i] & 0xc0) == 0xc0 ? (uint8_t)(header[i] << 2) : orig[i];
-                size = good.page_size + bpfmap_mmap_window(&good) + ((shape & 4) ? 8 : 0);
+                size = layout_file_size(good.value_size, good.max_entries, good.page_size) +
+                       ((shape & 4) ? 8 : 0);
             }
             bpfmap_release(&good);
         }
@@ -114,7 +118,7 @@ static void fuzz_open_crafted(struct input *in)
     if (size > (64u << 20))
         size = 64u << 20;
     if (ftruncate(fd, (off_t)size) == 0 && size >= (uint64_t)page)
-        (void)!pwrite(fd, header, sizeof(header), page - (long)sizeof(header));
+        (void)!pwrite(fd, header, sizeof(header), (off_t)layout_header_offset((uint64_t)page));
     if (seals)
         fcntl(fd, F_ADD_SEALS, seals);
     if (bpfmap_open_fd(&m, fd) == 0) {
@@ -308,6 +312,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t name_len = u8(&in) % (sizeof(name) + 1);
         for (unsigned i = 0; i < sizeof(name); i++)
             name[i] = (char)(i < name_len ? u8(&in) : 0);
+        /* An emulated create allocates the whole array, as the kernel's does:
+         * keep real allocations small (arrays bigger than the machine still
+         * reach the ENOMEM path, which allocates nothing). */
+        uint64_t bytes = (((uint64_t)value_size + 7) & ~7ULL) * max_entries;
+        struct sysinfo si;
+        if (bytes > (64u << 20) && sysinfo(&si) == 0 &&
+            bytes <= (uint64_t)si.totalram * si.mem_unit)
+            return 0;
         if (bpfmap_create(&m, BPFMAP_BACKEND_EMULATED, map_type, key_size, value_size,
                           max_entries, flags, name, name_len) == 0) {
             fuzz_ops(&in, &m);

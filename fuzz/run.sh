@@ -17,8 +17,11 @@ if [ -z "$CC" ]; then
     exit 2
 fi
 mkdir -p fuzz/build fuzz/artifacts
+# The core's sources: the list in csrc/build_ffi.py, the one place that names them.
+mapfile -t CORE_SOURCES < <(sed -n 's/^ *"\(csrc\/[A-Za-z0-9_]*\.c\)",$/\1/p' csrc/build_ffi.py)
 "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -Icsrc fuzz/fuzz_core.c csrc/bpfmap.c -o fuzz/build/fuzz_core
+    -fno-sanitize-recover=undefined -Icsrc fuzz/fuzz_core.c "${CORE_SOURCES[@]}" \
+    -o fuzz/build/fuzz_core
 
 CORPUS="${FUZZ_CORPUS:-$(mktemp -d)}"
 mkdir -p "$CORPUS"

@@ -10,8 +10,22 @@ import pytest
 
 import bpfmap
 
-KERNEL_UNAVAILABLE = bpfmap.kernel_available()
+KERNEL_UNAVAILABLE = bpfmap.kernel_unavailable_reason()
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+#: The stress family: hostile input, crashes, concurrency, properties. They carry the
+#: ``stress`` marker so ``python -m pytest tests -m "not stress"`` is a fast inner loop;
+#: CI and the README's command run everything.
+STRESS_MODULES = frozenset(
+    {"test_hostile", "test_object_hostile", "test_crashes", "test_concurrency", "test_properties"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__ in STRESS_MODULES:
+            item.add_marker(pytest.mark.stress)
 
 
 def require_kernel() -> None:

@@ -469,6 +469,7 @@ def test_errno_exception_classes(backend: str) -> None:
         with pytest.raises(OSError) as info:
             m.update_batch([0, 7], [b"abcd", b"efgh"])
         assert info.value.errno == errno.E2BIG and info.value.count == 1
+        assert isinstance(info.value, bpfmap.BatchError)  # a subclass, no attribute patched in
 
 
 def test_lookup_batch_result(backend: str) -> None:

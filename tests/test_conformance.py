@@ -37,13 +37,10 @@ from bpfmap.conformance import (
     load_corpus,
     main,
     parse_release,
-    run_scenario,
     step_verdict,
 )
 
 RELEASE = platform.release()
-#: The documented, unavoidable differences (README, "Known differences").
-KNOWN_DIFFERENCES = {"M18-ro-mprotect-exec", "M33-mremap-grow", "ST-mmap-data_map"}
 
 
 @pytest.fixture(scope="module")
@@ -169,18 +166,7 @@ def test_bad_scenarios_are_refused(tmp_path: Any, capsys: pytest.CaptureFixture[
 
 
 # ----------------------------------------------------------------- running it
-
-
-def test_full_corpus_passes_live(corpus: list[conformance.Topic]) -> None:
-    require_kernel()
-    results = [run_scenario(sc, True, RELEASE) for sc in all_scenarios(corpus)]
-    failing = {r.scenario.id: r.verdict for r in results if r.verdict not in (SAME, KNOWN)}
-    assert failing == {}, conformance.details(results, True)
-    assert {r.scenario.id for r in results if r.verdict == KNOWN} == KNOWN_DIFFERENCES
-    for r in results:
-        for s in r.steps:
-            if s.verdict == KNOWN:
-                assert s.step.get("known_difference") and s.kernel == s.expected
+# Every scenario, live and against its recording: tests/test_differential.py.
 
 
 def test_cli_table_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,7 +192,9 @@ def test_json_and_pattern(capsys: pytest.CaptureFixture[str]) -> None:
 def test_without_bpf_the_recording_is_the_reference(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(conformance.command, "kernel_available", lambda: "bpf() denied (test)")
+    monkeypatch.setattr(
+        conformance.command, "kernel_unavailable_reason", lambda: "bpf() denied (test)"
+    )
     assert main(["-k", "freeze/"]) == 0
     out = capsys.readouterr().out
     assert "mode: recorded" in out and "bpf() denied (test)" in out

@@ -43,6 +43,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing import resource_sharer
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import pytest
@@ -482,8 +483,8 @@ class Worker:
             if which < 2:
                 args[which] = self.any_hostile()
                 big = isinstance(args[which], int) and args[which] > 2**20
-                if self.backend == "kernel" and big:
-                    args[which] = 2**32  # the kernel would really allocate: keep it refused
+                if big:  # both backends really allocate at create: keep it refused
+                    args[which] = 2**32
             elif which < 6:
                 key = ["flags", "name", "key_size", "backend"][which - 2]
                 kw[key] = self.any_hostile() if rng.random() < 0.8 else rng.choice([-1, "x", 2**40])
@@ -727,15 +728,14 @@ class Worker:
 
         def copies(m: Any) -> Any:
             op = rng.randrange(3)
-            c = (
-                pickle.loads(pickle.dumps(m))
-                if op == 0
-                else copy.copy(m)
-                if op == 1
-                else copy.deepcopy(m)
-            )
-            c.close()
-            return None
+            if op == 0:  # multiprocessing's pickler: the one that may pass a map
+                ForkingPickler.loads(ForkingPickler.dumps(m)).close()
+                return None
+            try:
+                (pickle.dumps if op == 1 else copy.copy)(m)
+            except TypeError:
+                return None  # plain pickles and copies are refused (issue 14)
+            raise HostileError("a plain pickle or copy of a map did not raise TypeError")
 
         return {
             "ArrayMap()": create,
@@ -830,7 +830,7 @@ def worker_main(seed: int, calls: int, backend: str, tmpdir: str) -> None:
 
     # Warm up what starts descriptors of its own once (the resource sharer of pickling).
     warm = bpfmap.ArrayMap(8, 1, backend=backend)
-    pickle.loads(pickle.dumps(warm)).close()
+    ForkingPickler.loads(ForkingPickler.dumps(warm)).close()
     warm.close()
     # The sharer's thread closes its side of a hand-over after the receiver has its
     # descriptor: stopped (thread joined) around both counts, it holds none of them.

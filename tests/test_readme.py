@@ -1,4 +1,4 @@
-"""The README's examples run as written."""
+"""The README's examples run as written, and every page it (or a docs page) links exists."""
 
 from __future__ import annotations
 
@@ -7,15 +7,39 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from conftest import require_kernel
+from test_object import libbpf  # noqa: F401  (the autouse fixture: libbpf present)
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+COUNTER = ROOT / "bpfmap" / "bpf" / "counter.bpf.o"
 
 
-def test_counters_example_runs(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "class Counters" in b)
-    script = tmp_path / "counters.py"
-    script.write_text(example)
-    out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert out.stdout.strip() == "(3, 10564)"
+def _run(code: str, tmp_path: Path) -> str:
+    script = tmp_path / "example.py"
+    script.write_text(code.replace('"counter.bpf.o"', repr(str(COUNTER))))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_map_example(tmp_path: Path) -> None:
+    assert _run(_blocks()[0], tmp_path) == "b'*\\x00\\x00\\x00\\x00\\x00\\x00\\x00'\n1\n"
+
+
+def test_object_example(tmp_path: Path) -> None:
+    require_kernel()
+    total, top = _run(_blocks()[1], tmp_path).split()
+    assert 1000 <= int(total) < 1100 and top.isdigit()
+
+
+def test_links_resolve() -> None:
+    pages = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "CHANGELOG.md"]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links {target}, which is missing"

@@ -18,7 +18,6 @@ and tests/test_hostile.py (test_open_pinned_refuses_a_socket_served_by_another_u
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import multiprocessing as mp
 import os
@@ -27,6 +26,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import pytest
@@ -79,7 +79,8 @@ def _tour(backend: str, pin_path: str) -> list[Any]:
     for flag in (BPF_F_RDONLY, BPF_F_WRONLY):
         keep.append(ArrayMap(8, 4, flags=BPF_F_MMAPABLE | flag, backend=backend))
     keep.append(ArrayMap.from_fd(os.dup(m.fd)))
-    keep.append(copy.copy(m))  # pickling in-process: multiprocessing's resource sharer
+    # pickling in-process: multiprocessing's resource sharer
+    keep.append(ForkingPickler.loads(ForkingPickler.dumps(m)))
     m.pin(pin_path)
     keep.append(ArrayMap.open_pinned(pin_path))
     keep.append(ArrayMap.open_pinned(pin_path, readonly=True))

@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLANG="${CLANG:-$(command -v clang-14 || command -v clang)}"
 # Debian keeps asm/types.h under the multiarch folder; -g gives the BTF libbpf needs.
-FLAGS=(-O2 -target bpf "-I/usr/include/$(uname -m)-linux-gnu")
+# -fdebug-prefix-map: the DWARF records the build folder; mapped to ".", an object is the
+# same bytes in every clone (CI builds in a fresh one).
+FLAGS=(-O2 -target bpf "-I/usr/include/$(uname -m)-linux-gnu" "-fdebug-prefix-map=$PWD=.")
 check=0
 [ "${1:-}" = --check ] && check=1
 tmp=$(mktemp -d)

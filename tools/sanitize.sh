@@ -18,7 +18,8 @@ python3 -m venv "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
-python -m pip install -q cffi setuptools wheel pytest hypothesis numpy
+# setuptools as pyproject.toml requires (a new venv may hold an older one).
+python -m pip install -q cffi "setuptools>=77" wheel pytest hypothesis numpy
 
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1"
 # From a clean copy of the working tree: pip builds in-tree, and setuptools would take an
@@ -62,7 +63,8 @@ if [ "$#" -gt 0 ]; then
 elif [ "${SANITIZE_QUICK:-}" = 1 ]; then
     set -- test_api_errors.py test_hostile.py test_properties.py test_sharing.py
 else
-    set -- test_api_errors.py test_differential.py test_random_differential.py \
+    set -- test_api_errors.py test_differential.py test_differential_extra.py \
+        test_random_differential.py \
         test_hostile.py test_properties.py test_sharing.py test_concurrency.py test_crashes.py
 fi
 # -p no:cacheprovider: nothing written into the tree; the rootdir conftest puts only tests/

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # valgrind memcheck of the C core: tools/valgrind_driver.py under memcheck, with the
 # installed (development) build. Fails if any error report has a frame in bpfmap's
-# core (_core*.so, csrc/bpfmap.c); errors elsewhere (the interpreter, NumPy) are counted
+# core (_core*.so, csrc/*.c); errors elsewhere (the interpreter, NumPy) are counted
 # and listed, not judged. PYTHONMALLOC=malloc so that memcheck sees Python's allocations.
 #
 #   tools/valgrind.sh            (needs valgrind; ~1-2 minutes)
@@ -14,7 +14,7 @@ PYTHONMALLOC=malloc valgrind --tool=memcheck --error-limit=no --num-callers=40 \
     --track-fds=no --suppressions=tools/valgrind.supp --log-file="$LOG" \
     "$PY" tools/valgrind_driver.py
 "$PY" - "$LOG" <<'PYEOF'
-import re, sys
+import pathlib, re, sys
 text = open(sys.argv[1]).read()
 blocks, cur = [], []
 for line in text.splitlines():
@@ -30,7 +30,9 @@ if cur:
 kinds = ("Invalid ", "Conditional jump", "Use of uninitialised", "Syscall param",
          "Mismatched free", "Source and destination overlap", "Argument ")
 errors = [b for b in blocks if b[0].startswith(kinds)]
-core = re.compile(r"bpfmap/_core[.\w]*\.so|(?<![\w])_core\.c:|(?<![\w])bpfmap\.c:")
+# A frame in the extension, or in any of the core's sources (csrc/*.c, *.h: layout.h inlines).
+sources = "|".join(re.escape(p.name) for p in pathlib.Path("csrc").glob("*.[ch]"))
+core = re.compile(r"bpfmap/_core[.\w]*\.so|(?<![\w])_core\.c:|(?<![\w])(?:" + sources + r"):")
 ours = [b for b in errors if any(core.search(l) for l in b)]
 summary = re.findall(r"ERROR SUMMARY: (\d+) errors", text)
 print(f"valgrind: {len(errors)} error reports in all ({summary[-1] if summary else '?'} "

@@ -187,7 +187,7 @@ def pins() -> int:
 
 def main() -> None:
     calls = tour("emulated")
-    if bpfmap.kernel_available() is None:
+    if bpfmap.kernel_unavailable_reason() is None:
         calls += tour("kernel")
     calls += foreign_memfds() + cycles() + threads_and_close() + pins()
     gc.collect()

@@ -10,7 +10,7 @@ command (``-j``, ``-p``, ``-d``, ``-n`` and their long forms) are handed to it;
 a command that has no such option refuses it. What every command shares is
 handled here, once: a reader that goes away (``bpfmap demo | head``: a quiet exit,
 as the SIGPIPE that ends bpftool), Ctrl-C (exit 130) and an ``OSError`` no command
-reported (one line on stderr, never a traceback).
+reported, or any other exception (one line on stderr, never a traceback).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ COMMANDS: dict[str, CommandInfo] = {
         "bpfmap.cli.map",
         "bpftool's map verbs (show, create, dump, update, ...) on kernel and emulated maps",
     ),
+    "object": CommandInfo(
+        "bpfmap.cli.object", "what a BPF object file holds: sections, variables, maps, programs"
+    ),
+    "gen": CommandInfo("bpfmap.cli.gen", "generate a typed Python skeleton of a BPF object"),
     "conformance": CommandInfo(
         "bpfmap.conformance", "compare the emulation with the running kernel, scenario by scenario"
     ),
@@ -171,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except OSError as exc:  # a failure the command did not report itself
         print(f"Error: {_describe(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, and a status that says it failed
+        print(f"Error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return code
 

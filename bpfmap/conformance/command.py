@@ -16,7 +16,7 @@ import sys
 import time
 from typing import NoReturn
 
-from .._map import kernel_available
+from .._map import kernel_unavailable_reason
 from . import interrupts
 from .corpus import Topic, dump_topic, load_corpus, select_scenarios
 from .language import ScenarioError
@@ -120,7 +120,7 @@ def _record_dir(path: str) -> str:
 def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     release = platform.release()
-    reason = kernel_available()
+    reason = kernel_unavailable_reason()
     if args.random is not None:
         return _main_random(args, release, reason)
     topics = _load(args.corpus)

@@ -23,7 +23,7 @@ MAP_SHARED = _mmap.MAP_SHARED
 
 
 def address_of(obj: Any) -> int:
-    from .._core import ffi
+    from .._bindings import ffi
 
     buf = ffi.from_buffer(obj)
     try:

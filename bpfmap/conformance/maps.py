@@ -124,17 +124,19 @@ class MapSteps(SessionState):
     def op_update_batch(self, step: dict[str, Any]) -> Outcome:
         m = self._map(step)
         keys = step["keys"]
-        vs = m.value_size
-        if "values" in step:
-            values = [bytes.fromhex(v) for v in step["values"]]
-        elif "ramp" in step:
-            values = [bytes([(step["ramp"] + i) & 0xFF]) * vs for i in range(len(keys))]
-        else:
-            values = [repeat_hex(step.get("fill", "cd"), vs)] * len(keys)
+
+        def values() -> list[bytes]:  # in capture: a closed handle's value_size is a ValueError
+            vs = m.value_size
+            if "values" in step:
+                return [bytes.fromhex(v) for v in step["values"]]
+            if "ramp" in step:
+                return [bytes([(step["ramp"] + i) & 0xFF]) * vs for i in range(len(keys))]
+            return [repeat_hex(step.get("fill", "cd"), vs)] * len(keys)
+
         return capture(
             lambda: m.update_batch(
                 keys,
-                values,
+                values(),
                 elem_flags=flag_value(step.get("elem_flags", 0)),
                 flags=flag_value(step.get("flags", 0)),
             )

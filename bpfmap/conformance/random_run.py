@@ -37,6 +37,7 @@ class RandomRun(RandomSteps):
     def _reset(self) -> None:
         self.steps: list[dict[str, Any]] = []
         self.handles: dict[str, str] = {}  # name -> access
+        self.closed: list[str] = []  # closed handles: every op on them is a ValueError
         self.regions: dict[str, int] = {}  # live regions: name -> length
         self.all_regions: set[str] = set()  # every region ever made (a child knows them)
         self.children: dict[str, tuple[set[str], set[str]]] = {}  # name -> (handles, regions)
@@ -130,6 +131,8 @@ class RandomRun(RandomSteps):
             kinds["region"] = 24.0
         if len(handles) > 1:
             kinds["close"] = 1.0
+        if self.closed:
+            kinds["closed"] = 0.5
         kind = r.choices(list(kinds), list(kinds.values()))[0]
         if kind == "map":
             self._do(self._map_step(r.choice(handles)))
@@ -153,6 +156,9 @@ class RandomRun(RandomSteps):
             h = r.choice(handles)
             self._do({"op": "close", "map": h})
             del self.handles[h]
+            self.closed.append(h)
+        elif kind == "closed":
+            self._do(self._map_step(r.choice(self.closed)))
         else:
             self._pin_step()
 

@@ -15,13 +15,17 @@ MM = C.BPF_F_MMAPABLE
 VALID_FLAGS = [
     0, MM, MM, MM, MM, MM | C.BPF_F_RDONLY, MM | C.BPF_F_WRONLY, C.BPF_F_RDONLY, C.BPF_F_WRONLY,
     MM | C.BPF_F_RDONLY_PROG, MM | C.BPF_F_WRONLY_PROG, C.BPF_F_RDONLY_PROG,
-    MM | C.BPF_F_INNER_MAP, MM | C.BPF_F_NUMA_NODE,
+    MM | C.BPF_F_INNER_MAP, MM | C.BPF_F_NUMA_NODE, C.BPF_F_INNER_MAP | C.BPF_F_NUMA_NODE,
 ]
 INVALID_FLAGS = [
     C.BPF_F_NO_PREALLOC, C.BPF_F_ZERO_SEED, C.BPF_F_PRESERVE_ELEMS,
     C.BPF_F_RDONLY | C.BPF_F_WRONLY, C.BPF_F_RDONLY_PROG | C.BPF_F_WRONLY_PROG,
     MM | (1 << 31), MM | (1 << 13),
+    MM | C.BPF_F_TOKEN_FD,  # map_token_fd 0: fd 0 is no token (EINVAL), or closed (EBADF)
 ]
+#: Names as bytes: Latin-1 letters pass the kernel's isalnum(), UTF-8 continuation bytes do
+#: not; what follows a NUL is never looked at.
+NAMES_HEX = ["e974e9", "c0dfff", "c3a9", "d7", "6162002d21", "002d21"]
 
 
 class RandomSteps:
@@ -49,7 +53,11 @@ class RandomSteps:
         if flags:
             shape["flags"] = flags
         if r.random() < 0.1:
-            shape["name"] = r.choice(["rnd", "rnd_map.1", "y" * 15, "bad-name", "x" * 16])
+            shape["name"] = r.choice(
+                ["rnd", "rnd_map.1", "y" * 15, "bad-name", "x" * 16, "a b", "\u20ac"]
+            )
+        elif r.random() < 0.04:
+            shape["name_hex"] = r.choice(NAMES_HEX)
         if r.random() < 0.02:
             shape["key_size"] = r.choice([0, 2, 8])
         return shape
@@ -61,7 +69,9 @@ class RandomSteps:
             return r.randrange(n)
         if x < 0.87:
             return n
-        return U32 if x < 0.94 else r.randrange(2**32)
+        if x < 0.91:
+            return n + r.randrange(1, 6)  # just past the end
+        return U32 if x < 0.95 else r.randrange(2**32)
 
     def _value_fill(self) -> str:
         return self.rng.randbytes(self.rng.choice([1, 2, 3, 8])).hex()
@@ -115,15 +125,23 @@ class RandomSteps:
         if kind == "get_next_key":
             step["key"] = None if r.random() < 0.3 else self._key()
         if kind in ("lookup", "lookup_into", "lookup_and_delete") and r.random() < 0.15:
-            step["flags"] = r.choice([C.BPF_F_LOCK, 1, 8, r.randrange(2**64)])
+            step["flags"] = r.choice(
+                [C.BPF_F_LOCK, 1, 2, 8, C.BPF_F_LOCK | 1, r.randrange(2**64)]
+            )
         if kind == "lookup_into":
             step["extra"] = r.randrange(4)
+            if r.random() < 0.5:
+                step["fill"] = f"{r.randrange(256):02x}"  # the bytes past the value stay
         if kind == "update":
             step["key"] = self._key()
-            step["fill"] = self._value_fill()
+            if r.random() < 0.25:
+                step["value"] = r.randbytes(int(self.shape["value_size"])).hex()
+            else:
+                step["fill"] = self._value_fill()
             if r.random() < 0.3:
                 step["flags"] = r.choice(
-                    [C.BPF_EXIST, C.BPF_NOEXIST, C.BPF_F_LOCK, 3, r.randrange(2**64)]
+                    [C.BPF_EXIST, C.BPF_NOEXIST, C.BPF_F_LOCK, 3, r.randrange(2**64),
+                     C.BPF_F_LOCK | C.BPF_EXIST, 8]
                 )
         if kind == "lookup_batch":
             n = self.shape["max_entries"]
@@ -131,7 +149,7 @@ class RandomSteps:
             if r.random() < 0.6:
                 step["in_batch"] = self._key()
             if r.random() < 0.1:
-                step["elem_flags"] = r.choice([C.BPF_F_LOCK, 1])
+                step["elem_flags"] = r.choice([C.BPF_F_LOCK, 1, C.BPF_EXIST, 8])
             if r.random() < 0.1:
                 step["flags"] = r.randrange(2**64)
         if kind in ("update_batch", "delete_batch"):
@@ -143,10 +161,15 @@ class RandomSteps:
             else:
                 keys = [self._key() if r.random() < 0.2 else r.randrange(n) for _ in range(count)]
             step["keys"] = keys
-            if kind == "update_batch":
+            if kind == "update_batch" and r.random() < 0.2:
+                vs = int(self.shape["value_size"])
+                step["values"] = [r.randbytes(vs).hex() for _ in keys]
+            elif kind == "update_batch":
                 step["ramp"] = r.randrange(256)
             if r.random() < 0.1:
-                step["elem_flags"] = r.choice([C.BPF_F_LOCK, C.BPF_NOEXIST, C.BPF_EXIST])
+                step["elem_flags"] = r.choice([C.BPF_F_LOCK, C.BPF_NOEXIST, C.BPF_EXIST, 8])
+            if r.random() < 0.1:
+                step["flags"] = r.randrange(2**64)  # ignored by the array map
         return step
 
     def _child_steps(self, handles: set[str], regions: set[str]) -> list[dict[str, Any]]:

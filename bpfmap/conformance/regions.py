@@ -172,7 +172,7 @@ class RegionSteps(SessionState):
 
     def op_mmap_fixed(self, step: dict[str, Any]) -> Outcome:
         """``mmap(MAP_FIXED)`` of a map inside a region, after the API's own checks."""
-        from .._core import ffi, lib
+        from .._bindings import ffi, lib
 
         m = self._map(step)
         reg = self._region(step)

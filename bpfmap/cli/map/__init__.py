@@ -87,8 +87,8 @@ VERBS: list[tuple[str, Verb]] = [
 
 def run(ctx: Context, argv: list[str]) -> int:
     words = ctx.parse_options(argv)
-    if not words:
-        return ctx.do_help()  # bpftool runs 'show' here; bpfmap explains itself
+    if not words:  # bpftool's cmd_select() runs its first verb: 'bpfmap map' lists maps
+        return do_show(ctx, Args([], 0))
     verb = words[0]
     args = Args(words, 1)
     for name, fn in VERBS:

@@ -7,7 +7,7 @@ import errno
 import os
 
 from ... import _constants as C
-from ..._core import lib
+from ..._bindings import lib
 from ..._map import ArrayMap
 from ..common import Args, Context, errno_of, is_prefix, strerror
 from ..libc import strtoul
@@ -37,6 +37,9 @@ def pin_map(ctx: Context, m: Map, path: str) -> int:
         err = errno_of(exc)
         ctx.p_err(f"can't pin the object ({path}): {strerror(err)}")
         return -err
+    except ValueError as exc:  # a path the pin cannot take: said in one line, never a traceback
+        ctx.p_err(f"can't pin the object ({path}): {exc}")
+        return -errno.EINVAL
     return 0
 
 

@@ -1,0 +1,237 @@
+"""Element operations of a map: lookup, update, delete, get_next_key, and the
+container protocol built on them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from resource import RLIMIT_FSIZE as _RLIMIT_FSIZE
+from resource import getrlimit as _getrlimit
+from typing import Any
+
+from ._args import bad_args, check_uint, exact_ints
+from ._bindings import error, ffi, lib
+from ._buffers import CHAR_ARRAY, Buffer, readable_buffer, writable_buffer
+from ._handle import MapHandle, closed_error
+
+# The fast paths take `flags is _NO_FLAGS`: the int 0, not False or 0.0.
+_NO_FLAGS = 0
+_BPF_ANY = 0
+
+# The hot calls' C functions, bound once: `lib.x` is an attribute lookup per call.
+_lookup = lib.bpfmap_lookup
+_update = lib.bpfmap_update
+_unpack = ffi.unpack
+_from_buffer = ffi.from_buffer
+_release = ffi.release
+_pwrite = os.pwrite
+
+
+class ElementOps(MapHandle):
+    """``BPF_MAP_*_ELEM`` and ``BPF_MAP_GET_NEXT_KEY`` on one handle.
+
+    Each call first tries the emulated fast path (``self._fast``, see
+    :mod:`bpfmap._fastpath`), which serves only the common case and otherwise
+    serves nothing; then the C core decides, and its ``-errno`` is raised.
+    """
+
+    __slots__ = ()
+
+    def lookup(self, key: int, flags: int = 0) -> bytes:
+        """``BPF_MAP_LOOKUP_ELEM``: the value at ``key``, ``value_size`` bytes."""
+        f = self._fast
+        if type(key) is int and flags is _NO_FLAGS and 0 <= key < f.reads:
+            key *= f.stride
+            return f.view[key : key + f.value_size]  # type: ignore[no-any-return]
+        h = self._h
+        if h is None:
+            raise closed_error()
+        if type(key) is not int or type(flags) is not int:
+            exact_ints(key, flags)
+        # A C buffer from this handle's spares: ffi.new() would cost a fifth of a
+        # kernel lookup. pop() and append() are atomic, so threads never share one.
+        spare = self._spare
+        buf = spare.pop() if spare else ffi.new(CHAR_ARRAY, self._value_size)
+        try:
+            rc = _lookup(h, key, buf, flags)
+        except (TypeError, OverflowError):
+            raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+        if rc:
+            spare.append(buf)
+            raise error(rc, "lookup")
+        value: bytes = _unpack(buf, self._value_size)
+        spare.append(buf)
+        return value
+
+    def lookup_into(self, key: int, buffer: Buffer, flags: int = 0) -> None:
+        """``BPF_MAP_LOOKUP_ELEM`` into a writable buffer of at least ``value_size`` bytes.
+
+        Bytes past ``value_size`` are left untouched, as the kernel leaves them.
+        """
+        f = self._fast
+        if (
+            type(key) is int
+            and flags is _NO_FLAGS
+            and 0 <= key < f.reads
+            and type(buffer) is bytearray
+            and len(buffer) >= f.value_size
+        ):
+            key *= f.stride
+            f.pack_into(buffer, 0, f.view[key : key + f.value_size])
+            return
+        h = self._h
+        if h is None:
+            raise closed_error()
+        vs = self._value_size
+        if type(buffer) is bytearray and len(buffer) >= vs:
+            dst = _from_buffer(CHAR_ARRAY, buffer, True)
+        else:
+            dst = writable_buffer(buffer, vs, "buffer")
+        try:  # the export of the caller's buffer must not outlive the call: see buffer_view
+            if type(key) is not int or type(flags) is not int:
+                exact_ints(key, flags)
+            try:
+                rc = _lookup(h, key, dst, flags)
+            except (TypeError, OverflowError):
+                raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+        finally:
+            _release(dst)
+        if rc:
+            raise error(rc, "lookup")
+
+    def update(self, key: int, value: Buffer, flags: int = _BPF_ANY) -> None:
+        """``BPF_MAP_UPDATE_ELEM``: ``value`` must be exactly ``value_size`` bytes."""
+        if (
+            type(value) is bytes
+            and type(key) is int
+            and type(flags) is int
+            and len(value) == self._value_size
+        ):
+            # The common call: exact types, a bytes value of the right size.
+            f = self._fast
+            if f.writes and flags is _NO_FLAGS and 0 <= key < f.writes:
+                off = f.offset + key * f.stride
+                # A write past RLIMIT_FSIZE would be cut short (a torn value), or
+                # raise SIGXFSZ: then the C core refuses it before writing (EFBIG).
+                limit = _getrlimit(_RLIMIT_FSIZE)[0]
+                try:
+                    if (limit < 0 or off + f.value_size <= limit) and _pwrite(
+                        f.fd, value, off
+                    ) == f.value_size:
+                        return
+                except OSError:
+                    pass  # e.g. EPERM once frozen: the C core below gives the errno
+            h = self._h
+            if h is None:
+                raise closed_error()
+            try:
+                rc = _update(h, key, value, flags)
+            except (TypeError, OverflowError):
+                raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+            if rc:
+                raise error(rc, "update")
+            return
+        h = self._h
+        if h is None:
+            raise closed_error()
+        vs = self._value_size
+        if type(value) is bytes:
+            if len(value) != vs:
+                raise ValueError(f"value must be {vs} bytes, got {len(value)}")
+            src: Any = value
+        else:
+            src = readable_buffer(value, vs, "value")
+        try:  # the export of the caller's buffer must not outlive the call: see buffer_view
+            if type(key) is not int or type(flags) is not int:
+                exact_ints(key, flags)
+            try:
+                rc = _update(h, key, src, flags)
+            except (TypeError, OverflowError):
+                raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+        finally:
+            if src is not value:
+                _release(src)
+        if rc:
+            raise error(rc, "update")
+
+    def delete(self, key: int) -> None:
+        """``BPF_MAP_DELETE_ELEM``: arrays refuse it (EINVAL), as in the kernel."""
+        h = self._handle()
+        check_uint(key, 32, "key")
+        rc = lib.bpfmap_delete(h, key)
+        if rc:
+            raise error(rc, "delete")
+
+    def lookup_and_delete(self, key: int, flags: int = 0) -> bytes:
+        """``BPF_MAP_LOOKUP_AND_DELETE_ELEM``: arrays refuse it (ENOTSUPP)."""
+        h = self._handle()
+        check_uint(key, 32, "key")
+        check_uint(flags, 64, "flags")
+        buf = ffi.new(CHAR_ARRAY, self._value_size)
+        rc = lib.bpfmap_lookup_and_delete(h, key, buf, flags)
+        if rc:
+            raise error(rc, "lookup_and_delete")
+        return ffi.unpack(buf, self._value_size)  # type: ignore[no-any-return]
+
+    def get_next_key(self, key: int | None = None) -> int:
+        """``BPF_MAP_GET_NEXT_KEY``; ``None`` (or an out-of-range key) starts at 0."""
+        h = self._handle()
+        nxt = ffi.new("uint32_t *")
+        if key is None:
+            rc = lib.bpfmap_get_next_key(h, ffi.NULL, nxt)
+        else:
+            cur = ffi.new("uint32_t *", check_uint(key, 32, "key"))
+            rc = lib.bpfmap_get_next_key(h, cur, nxt)
+        if rc:
+            raise error(rc, "get_next_key")
+        return int(nxt[0])
+
+    # -- container protocol -------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self._handle().max_entries)
+
+    def __getitem__(self, key: int) -> bytes:
+        return self.lookup(key)
+
+    def __setitem__(self, key: int, value: Buffer) -> None:
+        self.update(key, value)
+
+    def __delitem__(self, key: int) -> None:
+        self.delete(key)
+
+    def __iter__(self) -> Iterator[int]:
+        """The keys, in ``get_next_key`` order."""
+        key: int | None = None
+        while True:
+            try:
+                key = self.get_next_key(key)
+            except FileNotFoundError:
+                return
+            yield key
+
+    def items(self) -> Iterator[tuple[int, bytes]]:
+        """(key, value) pairs in ``get_next_key`` order, each value a ``lookup``."""
+        key: int | None = None
+        f = self._fast
+        if f.reads:
+            # The emulated fast path: get_next_key of an array is key + 1 and
+            # each lookup is a slice of the view. Once the handle is closed, the
+            # general loop below takes over after the last key yielded, and
+            # raises as it would have.
+            view, stride, vs = f.view, f.stride, f.value_size
+            for k in range(f.reads):
+                if self._fast is not f:
+                    break
+                off = k * stride
+                yield k, view[off : off + vs]
+                key = k
+            else:
+                if self._fast is f:
+                    return
+        while True:
+            try:
+                key = self.get_next_key(key)
+            except FileNotFoundError:
+                return
+            yield key, self.lookup(key)
