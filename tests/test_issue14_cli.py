@@ -11,7 +11,6 @@ import ctypes
 import itertools
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 from test_cli_map import BPFFS, BPFTOOL, require_bpftool
 
 from bpfmap import BPF_F_MMAPABLE, ArrayMap
+from bpfmap._pin import MAGIC
 
 _names = itertools.count()
 
@@ -187,11 +187,11 @@ def test_errors_say_what_is_at_the_path(tmp_path: Path) -> None:
         assert bpfmap("map", *verb, "pinned", "/etc/passwd", *key) == Run(255, b"", expected)
     run = bpfmap("-j", "map", "show", "pinned", str(tmp_path))
     assert run.rc == 255 and b"not a pinned map (a directory)" in run.out
-    # A stale pin: a socket at the path that no holder serves any more.
+    # A stale pin: a pin file whose holder is gone (it named a socket no one serves).
     stale = str(tmp_path / "stale")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(stale)
-    sock.close()
+    with open(stale, "wb") as f:
+        f.write(MAGIC + f"holder bpfmap-pins/{os.getuid()}/gone/0/0\npid 0\n".encode())
+    os.chmod(stale, 0o600)
     run = bpfmap("map", "show", "pinned", stale)
     assert run == Run(
         255, b"", f"Error: bpf obj get ({stale}): stale pin: the map it held is gone\n".encode()

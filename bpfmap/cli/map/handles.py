@@ -199,14 +199,26 @@ def why_not_emulated(path: str, err: int) -> str:
         st = os.stat(path)  # the kernel follows a symlink to a pin
     except OSError:
         return strerror(err)
-    if not stat.S_ISSOCK(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a file"
-        return f"not a pinned map ({kind})"
-    if err in (errno.ENOENT, errno.ECONNREFUSED):
-        return "stale pin: the map it held is gone"
-    if err in (errno.EPROTOTYPE, errno.ENOTSOCK):
+    if stat.S_ISDIR(st.st_mode):
+        return "not a pinned map (a directory)"
+    if stat.S_ISSOCK(st.st_mode):
         return "not a pinned map (a socket)"
+    if not stat.S_ISREG(st.st_mode) or err == errno.EACCES and not _pin_file(path):
+        return "not a pinned map (a file)"
+    if err == errno.ENOENT:
+        return "stale pin: the map it held is gone"
     return strerror(err)
+
+
+def _pin_file(path: str) -> bool:
+    """Whether ``path`` reads as an emulated pin file (when we may read it)."""
+    from ..._pin import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 def _pinned(ctx: Context, path: str) -> Map | None:
