@@ -127,12 +127,13 @@ class ArrayMap(ElementOps, BatchOps):
             raise
 
     def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the map at ``path``: it lives on until the path is removed.
+        """Pin the map at ``path``: it lives on until the last link to the pin is removed.
 
         Kernel maps: ``BPF_OBJ_PIN`` on bpffs (the kernel's EPERM elsewhere,
-        EEXIST if the path exists). Emulated maps: any path outside bpffs, served
-        to the owning user only (mode 0600) by a holder process that exits, and
-        so releases the map, when the path is unlinked.
+        EEXIST if the path exists). Emulated maps: any path outside bpffs, a pin
+        file (mode 0600) that the user's holder process serves to its owner only;
+        renames and hard links keep it, as on bpffs, and the holder lets the map go
+        once the file's last link is removed (docs/emulation.md).
         """
         from . import _pin
 
