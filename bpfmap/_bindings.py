@@ -64,7 +64,6 @@ __all__ = [
     "lib",
     "obj_get",
     "obj_pin",
-    "on_bpffs",
     "values_size",
 ]
 
@@ -157,11 +156,6 @@ def values_size(value_size: int, max_entries: int) -> int:
 
 
 # -- kernel objects by path -------------------------------------------------
-
-
-def on_bpffs(path: str) -> bool:
-    """Whether ``path`` (or, if it does not exist yet, its directory) is on bpffs."""
-    return bool(check(lib.bpfmap_on_bpffs(os.fsencode(path)), f"pin {path}"))
 
 
 def obj_pin(fd: int, path: str) -> None:

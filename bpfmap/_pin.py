@@ -47,8 +47,15 @@ def _error(code: int | None, what: str, detail: str | None = None) -> OSError:
     return OSError(code, f"{what}: {detail or os.strerror(code)}")
 
 
+def bpffs_rc(path: str) -> int:
+    """The one rule of where a pin lives: 1 for a path on bpffs (a kernel map's pin), 0
+    anywhere else (an emulated map's), -errno if neither ``path`` nor its folder can be seen."""
+    return int(lib.bpfmap_on_bpffs(os.fsencode(path)))
+
+
 def on_bpffs(path: str) -> bool:
-    rc = lib.bpfmap_on_bpffs(os.fsencode(path))
+    """:func:`bpffs_rc` as a bool; an ``OSError`` where it cannot tell."""
+    rc = bpffs_rc(path)
     if rc < 0:
         raise error(rc, f"pin {path}")
     return bool(rc)

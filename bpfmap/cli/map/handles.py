@@ -11,6 +11,7 @@ import os
 import stat
 from typing import NamedTuple
 
+from ... import _bindings, _pin
 from ... import _constants as C
 from ..._bindings import ffi, lib
 from ..._map import PAGE_SIZE, ArrayMap
@@ -31,7 +32,7 @@ MAP_TYPES = (
 BPF_OBJ_NAME_LEN = 16
 #: sizeof(struct bpf_array) on 64-bit kernels: what an emulated map's memlock counts
 #: for the map's own header (checked against fdinfo by tests/test_cli_map.py).
-SIZEOF_BPF_ARRAY = 312
+SIZEOF_BPF_ARRAY = int(lib.BPFMAP_SIZEOF_BPF_ARRAY)
 
 
 def _page_align(n: int) -> int:
@@ -40,7 +41,7 @@ def _page_align(n: int) -> int:
 
 def emulated_memlock(value_size: int, max_entries: int, map_flags: int) -> int:
     """The kernel's array_map_mem_usage() for the same map (fdinfo's memlock)."""
-    elem_size = (value_size + 7) & ~7
+    elem_size = _bindings.elem_size(value_size)
     if map_flags & C.BPF_F_MMAPABLE:
         return _page_align(SIZEOF_BPF_ARRAY) + _page_align(max_entries * elem_size)
     return SIZEOF_BPF_ARRAY + max_entries * elem_size
@@ -48,7 +49,7 @@ def emulated_memlock(value_size: int, max_entries: int, map_flags: int) -> int:
 
 def on_bpffs(path: str) -> int:
     """1 on bpffs, 0 elsewhere, or -errno if neither ``path`` nor its directory can be seen."""
-    return int(lib.bpfmap_on_bpffs(os.fsencode(path)))
+    return _pin.bpffs_rc(path)
 
 
 def _is_bpffs(path: str) -> bool | None:
