@@ -7,13 +7,20 @@ round by round so that all see the same machine:
 
 - ``update_batch``: ``m.update_batch(keys, values)`` of every entry (keys an
   ``array('I')``, values one ``bytes``);
+- ``pwrite``: one ``os.pwrite`` of the same values to their place in the map's
+  memfd, the floor under ``update_batch`` (which checks every key, then makes
+  that very call);
 - ``lookup_batch``: ``m.lookup_batch()``, every entry, into a new ``Batch``;
 - ``lookup_batch_into``: ``m.lookup_batch_into(keys, values)`` into buffers
   made in advance;
 - ``memcpy n``: ``np.copyto(dst, src)`` of the same number of value bytes into
   a buffer made in advance (the bandwidth floor at this size);
+- ``alloc copy 12n``: ``src.copy()`` of 12 bytes per entry with NumPy, as many
+  bytes as ``lookup_batch`` returns (keys and values) in new buffers (GB/s and
+  the ratio count its 8 bytes of values per entry, as every other row does);
 - the reference of issue 15 and ``bpfmap bench``: ``src.copy()`` of 8 MiB with
-  NumPy (it allocates its result, as ``lookup_batch`` does).
+  NumPy (it allocates its result, as ``lookup_batch`` does), timed in every round
+  of every size.
 
 Each row: the best round's time per call (this thread's CPU time, so other
 processes' time slices do not count; wall time beside it), the value bytes per
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import array
 import gc
+import mmap
 import os
 import resource
 import statistics
@@ -34,13 +42,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # NumPy's BLAS threads spin beside us
 
-from bpfmap import ArrayMap
+import numpy as np  # noqa: E402
+
+from bpfmap import ArrayMap  # noqa: E402
 
 VALUE_SIZE = 8
 REF_BYTES = 8 << 20
-OPS = ("update_batch", "lookup_batch", "lookup_batch_into", "memcpy")
+OPS = ("update_batch", "pwrite", "lookup_batch", "lookup_batch_into", "memcpy")
 
 
 class Timed:
@@ -55,6 +65,9 @@ class Timed:
 
     def round(self, number: int) -> None:
         fn = self.fn
+        # One call untimed first: the case before this one (up to 120 MiB moved) left
+        # the caches cold, and the first call of each round would pay for it alone.
+        fn()
         r0 = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
         c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
         for _ in range(number):
@@ -93,6 +106,10 @@ def build(sizes: list[int], ops: list[str]) -> tuple[list[Timed], list[Callable[
         if "update_batch" in ops:
             cases.append(Timed("update_batch", n, nb,
                                lambda m=m, k=keys, v=vals: m.update_batch(k, v)))
+        if "pwrite" in ops:
+            # Value 0 sits at the start of page 1 of the memfd (csrc/layout.h).
+            cases.append(Timed("pwrite (floor)", n, nb,
+                               lambda fd=m.fd, v=vals: os.pwrite(fd, v, mmap.PAGESIZE)))
         if "lookup_batch" in ops:
             cases.append(Timed("lookup_batch", n, nb, m.lookup_batch))
         if "lookup_batch_into" in ops:
@@ -103,6 +120,10 @@ def build(sizes: list[int], ops: list[str]) -> tuple[list[Timed], list[Callable[
             s, d = np.frombuffer(vals, dtype=np.uint8), np.zeros(nb, dtype=np.uint8)
             cases.append(Timed("memcpy n (np.copyto)", n, nb,
                                lambda s=s, d=d: np.copyto(d, s)))
+            # What lookup_batch returns, 4-byte keys and 8-byte values, as one
+            # allocating NumPy copy: the floor of any call that returns new buffers.
+            s12 = np.frombuffer(vals + vals[: 4 * n], dtype=np.uint8)  # real pages, not zero
+            cases.append(Timed("alloc copy 12n (NumPy)", n, nb, s12.copy))
     return cases, closers
 
 
@@ -119,14 +140,20 @@ def main() -> None:
     cases, closers = build(sizes, ops)
     gc.disable()
     try:
-        for _ in range(args.rounds):
-            for c in cases:
-                c.round(number_for(c.nbytes))
+        # Size by size: a larger size's traffic (up to 120 MiB) leaves the caches and
+        # the page LRU cold for the next, whose first calls would pay for it. Within
+        # a size, the reference and the ops take turns, the order rotating each round.
+        ref = cases[0]
+        for size in sizes:
+            group = [c for c in cases[1:] if c.size == size] or [ref]
+            for r in range(args.rounds):
+                ref.round(number_for(ref.nbytes))
+                for c in group[r % len(group):] + group[: r % len(group)]:
+                    c.round(number_for(c.nbytes))
     finally:
         gc.enable()
         for close in closers:
             close()
-    ref = cases[0]
     ref_bw = ref.nbytes / min(ref.cpu)
     print(f"load average before/after: {load0[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs; best of {args.rounds} rounds (thread CPU time)")
