@@ -10,7 +10,14 @@ from typing import Any, NamedTuple
 
 from ._args import check_uint
 from ._bindings import batch_error, error, ffi, lib
-from ._buffers import U32_ARRAY, Buffer, readable_buffer, u32_buffer, writable_buffer
+from ._buffers import (
+    U32_ARRAY,
+    Buffer,
+    fresh_bytearray,
+    readable_buffer,
+    u32_buffer,
+    writable_buffer,
+)
 from ._handle import MapHandle
 
 _NO_FLAGS = 0  # the fast checks take `flags is _NO_FLAGS`: the int 0, not False or 0.0
@@ -72,7 +79,6 @@ class BatchOps(MapHandle):
         The kernel's ENOENT ("no more keys", possibly with data) is returned as
         ``Batch.done``; any other failure raises OSError.
         """
-        f = self._fast  # taken first: it keeps the mapping alive while we copy
         h = self._handle()
         n = h.max_entries if count is None else check_uint(count, 32, "count")
         # No batch holds more than max_entries keys, and any count above that
@@ -83,11 +89,9 @@ class BatchOps(MapHandle):
         check_uint(flags, 64, "flags")
         vs = self._value_size
         keys = array.array("I", [0]) * n  # filled by the C core
-        # An emulated map with unpadded values: the C core decides (checks,
-        # keys, count, ENOENT) without copying, and the values are copied once,
-        # from the view into the new bytearray, instead of zero-fill + memcpy.
-        direct = f.reads > 0 and f.stride == vs
-        values = bytearray() if direct else bytearray(n * vs)
+        # Not zero-filled: the C core (or the kernel) writes the values of the
+        # keys it copies, and the rest is cut off below before anyone sees it.
+        values = fresh_bytearray(n * vs)
         cnt = ffi.new("uint32_t *", n)
         out = ffi.new("uint32_t *")
         inb = (
@@ -95,20 +99,18 @@ class BatchOps(MapHandle):
             if in_batch is None
             else ffi.new("uint32_t *", check_uint(in_batch, 32, "in_batch"))
         )
-        rc = lib.bpfmap_lookup_batch(
-            h, inb, out, ffi.from_buffer(U32_ARRAY, keys),
-            ffi.NULL if direct else ffi.from_buffer(values), cnt, elem_flags, flags,
-        )
+        key_buf = ffi.from_buffer(U32_ARRAY, keys, True)
+        val_buf = ffi.from_buffer(values)
+        try:  # our own buffers, but released at once all the same: see buffer_view
+            rc = lib.bpfmap_lookup_batch(h, inb, out, key_buf, val_buf, cnt, elem_flags, flags)
+        finally:
+            ffi.release(key_buf)
+            ffi.release(val_buf)
         if rc and rc != -errno.ENOENT:
             raise error(rc, "lookup_batch")
         got = int(cnt[0])
         del keys[got:]
-        if not direct:
-            del values[got * vs :]
-        elif got:
-            start = (int(out[0]) - got + 1) * vs  # keys[0] * vs: the C core copied none
-            with memoryview(f.view) as whole:
-                values = bytearray(whole[start : start + got * vs])
+        del values[got * vs :]  # what was not written goes before anyone sees it
         return Batch(keys, values, int(out[0]) if got else None, rc == -errno.ENOENT)
 
     def lookup_batch_into(

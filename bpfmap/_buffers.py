@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import sys
+from collections.abc import Callable
 from typing import Any, Union
 
 from ._args import check_uint
@@ -89,3 +90,67 @@ def u32_buffer(keys: Any, writable: bool = False) -> tuple[Any, int]:
             raise TypeError("a keys buffer must be writable")
         n = view.nbytes // 4
     return ffi.from_buffer(U32_ARRAY, keys, writable), n
+
+
+# -- result buffers ------------------------------------------------------------------
+
+#: Below this many bytes ``bytearray(n)`` (zero-filled) is cheaper than a ctypes call.
+_UNINIT_MIN = 16 << 10
+#: glibc serves every allocation of this size or more from its own fresh mmap() (its
+#: dynamic mmap threshold never rises above it), so the pages are new on every call and
+#: each 4 KiB page costs a fault on first touch; below it, freed memory is reused.
+_HUGE_MIN = 32 << 20
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE = 14
+
+
+def _ctypes_routes() -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
+    """CPython's PyByteArray_FromStringAndSize and libc's madvise, or None where absent."""
+    try:
+        import ctypes
+
+        new = ctypes.pythonapi.PyByteArray_FromStringAndSize
+        new.restype = ctypes.py_object
+        new.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+    except (ImportError, AttributeError, OSError):
+        return None, None  # no ctypes, or not CPython
+    try:
+        madvise = ctypes.CDLL(None).madvise
+        madvise.restype = ctypes.c_int
+        madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    except (AttributeError, OSError):
+        return new, None
+    return new, madvise
+
+
+_new_bytearray, _madvise = _ctypes_routes()
+
+
+def fresh_bytearray(nbytes: int) -> bytearray:
+    """A new ``bytearray`` of ``nbytes`` whose contents are NOT initialized.
+
+    For result buffers that the C core (or the kernel) overwrites before anyone sees
+    them: the caller must write every byte it keeps and cut the rest off (``del
+    b[n:]``) before returning, and drop the buffer on any error. Why: ``bytearray(n)``
+    writes n zeros first, and for a large result that first pass is where the page
+    faults happen; the copy into the buffer then touches every byte again.
+
+    From 32 MiB on, the buffer is glibc's own new mapping (see ``_HUGE_MIN``): it is
+    advised ``MADV_HUGEPAGE`` before its first touch, so that the kernel backs it with
+    2 MiB pages (one fault and one clear per 2 MiB instead of 512 faults), as NumPy
+    does for its own large arrays. The hint changes no byte and fails harmlessly.
+    """
+    if _new_bytearray is None or nbytes < _UNINIT_MIN:
+        return bytearray(nbytes)
+    buf: bytearray = _new_bytearray(None, nbytes)
+    if _madvise is not None and nbytes >= _HUGE_MIN:
+        c = ffi.from_buffer(buf)
+        try:
+            addr = int(ffi.cast("uintptr_t", c))
+        finally:
+            ffi.release(c)
+        start = (addr + _HUGE_PAGE - 1) & ~(_HUGE_PAGE - 1)
+        end = (addr + nbytes) & ~(_HUGE_PAGE - 1)
+        if end > start:
+            _madvise(start, end - start, _MADV_HUGEPAGE)  # a hint: its result changes nothing
+    return buf
