@@ -47,7 +47,8 @@ def main_programs(args: argparse.Namespace, release: str, reason: str | None) ->
     print(f"bpfmap conformance --programs on kernel {release} ({platform.machine()})")
     print("mode: live, every program's test run on the interpreter (emulated backend) and on "
           "the kernel")
-    print(f"objects: {folder}: {', '.join(p.name for p in paths)}")
+    where = folder if args.programs else "bpfmap's own (bpfmap/bpf)"
+    print(f"objects: {where}: {', '.join(p.name for p in paths)}")
     if args.details:
         print()
         print(program_table(results))
