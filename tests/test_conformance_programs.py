@@ -126,3 +126,22 @@ def test_the_first_divergence_is_reported_with_its_replay() -> None:
                                "verifier, 1 divergences")
     doc = batch.to_json("6.18")
     assert doc["divergence"]["insns"] == generate(6).hex() and doc["diverged"] == 1
+
+
+def test_what_the_interpreter_cannot_run_is_a_skip_before_the_kernel_runs_it() -> None:
+    from bpfmap import BpfObject
+    from bpfmap.conformance.programs import compare, state
+
+    require_kernel()
+    path = ROOT / "bpfmap" / "bpf" / "counter.bpf.o"
+    with BpfObject.open(path, backend="kernel") as k, BpfObject.open(path) as e:
+        k.load()
+        e.load()
+        # 4,000 bytes: the kernel puts what passes a page in fragments, which are not emulated
+        runs = [{"data": bytes(64)}, {"data": bytes(4000)}, {"data": bytes(64)}]
+        r = compare(path.name, k.programs["count_packets"], e.programs["count_packets"], k, e,
+                    runs)
+        assert (r.verdict, r.runs) == ("skip", 1)
+        assert r.reason.startswith("the emulated backend cannot run it: test_run count_packets: "
+                                   "packets over 3520 bytes")
+        assert state(k) == state(e) and e.bss.packets == 1  # the kernel did not run it either
