@@ -8,12 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._vm_random import BODY, Verdict, check, generate
-
-
-def replay_command(seed: int, insns: bytes) -> str:
-    """The command line that runs ``insns`` again with the map of ``seed`` (``--replay HEX``)."""
-    return f"python -m bpfmap._vm_random --seed {seed} --replay {insns.hex()}"
+from .._vm_random import BODY, Verdict, check, generate, replay_command
 
 
 @dataclass
