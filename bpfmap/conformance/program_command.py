@@ -35,7 +35,10 @@ def main_programs(args: argparse.Namespace, release: str, reason: str | None) ->
     if not paths:
         raise CommandError(f"--programs {folder}: no BPF object files (*.o) in it")
     started = time.monotonic()
-    results = list(run_folder(paths))
+    try:
+        results = list(run_folder(paths))
+    except ImportError as exc:  # libbpf.so.1 missing or older than 1.0: objects cannot open
+        raise CommandError(f"--programs: {exc}") from None
     counts = summarize(results)
     failed = counts["diverge"] > 0
     if args.json:

@@ -149,6 +149,11 @@ def run_object(path: Path) -> list[ProgramResult]:
         return [ProgramResult(name, "-", "-", SKIP, reason=_one_line(exc))]
     try:
         kernel = BpfObject.open(path, backend="kernel")
+    except (OSError, ValueError) as exc:  # opened on one backend and not the other
+        with emulated:
+            return [ProgramResult(name, n, p.type, DIVERGES, reason="open: the kernel backend "
+                                  f"refused it: {_one_line(exc)}")
+                    for n, p in emulated.programs.items()]
     except BaseException:
         emulated.close()
         raise
