@@ -142,7 +142,8 @@ def table(results: Sequence[Result]) -> str:
             )
             if ns is not None:
                 py.append(f"{op} [{be}] {fmt_ns(ns)}")
-        lines.append(f"{name + ': ' + what:<52}" + "".join(cells) + "  " + "; ".join(py))
+        row = f"{name + ': ' + what:<52}" + "".join(cells) + "  " + "; ".join(py)
+        lines.append(row.rstrip())
     return "\n".join(lines)
 
 

@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="bpfmap conformance",
         description="Run the scenario corpus on the emulated and the kernel backend and compare "
-        "every step (or, without bpf(), compare the emulation with the recorded outcomes).",
+        "every step (or, without bpf(), compare the emulation with the recorded outcomes); with "
+        "--programs or --random-programs, run BPF programs on the interpreter and the kernel.",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-k", metavar="PATTERN", help="only scenarios whose topic/id contains PATTERN")
