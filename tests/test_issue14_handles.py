@@ -110,52 +110,6 @@ def test_ndarray_without_numpy_names_the_extra() -> None:
     assert "bpfmap[numpy]" in out.stdout
 
 
-
-
-# -------------------------------------------------------------- int keys
-
-
-@pytest.mark.parametrize("kind", [np.uint32, np.int64, np.uint8, np.intp])
-def test_numpy_integer_keys(backend: str, kind: type) -> None:
-    m = new_map(backend, 8, 8)
-    key = kind(3)
-    m[key] = b"numpykey"
-    assert m[key] == m[3] == b"numpykey"
-    m.update(key, b"again...", np.uint64(0))
-    buf = bytearray(8)
-    m.lookup_into(key, buf)
-    assert buf == b"again..."
-    assert m.get_next_key(key) == 4
-    assert m.update_batch([kind(1), kind(2)], b"x" * 16) == 2
-    assert m.lookup_batch(np.uint32(2), in_batch=kind(0)).keys.tolist() == [1, 2]
-    region = m.mmap(offset=np.int64(0), length=np.int64(PAGE))
-    region.struct(ctypes.c_uint64, key=kind(5)).value = 1
-    assert m[5] == (1).to_bytes(8, "little")
-    with pytest.raises(OSError) as info:  # the kernel's E2BIG past max_entries
-        m[kind(8)] = bytes(8)
-    assert info.value.errno == errno.E2BIG
-
-
-@pytest.mark.parametrize("bad", [True, np.bool_(True), 3.0, np.float64(3), "3", None])
-def test_non_integer_keys_are_refused(backend: str, bad: object) -> None:
-    m = new_map(backend)
-    with pytest.raises(TypeError):
-        m[bad]  # type: ignore[index]
-    with pytest.raises(TypeError):
-        m[bad] = bytes(8)  # type: ignore[index]
-    if bad is not None:  # get_next_key(None) is the first key
-        with pytest.raises(TypeError):
-            m.get_next_key(bad)  # type: ignore[arg-type]
-
-
-def test_numpy_integer_out_of_range_is_a_value_error(backend: str) -> None:
-    m = new_map(backend)
-    with pytest.raises(ValueError):
-        m[np.int64(-1)]
-    with pytest.raises(ValueError):
-        m[np.uint64(2**32)]
-
-
 # ---------------------------------------------------------------- from_fd
 
 
