@@ -6,7 +6,6 @@ against the kernel's own header.
 
 from __future__ import annotations
 
-import array
 import errno
 import os
 import re
@@ -30,56 +29,6 @@ def m(backend: str) -> Iterator[ArrayMap]:
         yield mp
     finally:
         mp.close()
-
-
-# ---------------------------------------------------------------- flags
-
-
-def test_batch_count(m: ArrayMap) -> None:
-    with pytest.raises(TypeError, match=r"count must be an int, not str"):
-        m.lookup_batch("2")
-    with pytest.raises(ValueError, match=r"count must be in 0\.\.4294967295, got -1"):
-        m.lookup_batch(-1)
-    assert len(m.lookup_batch().keys) == 4  # None: all
-
-
-# ---------------------------------------------------------------- values
-
-
-def test_update_batch_values_misuse(m: ArrayMap) -> None:
-    with pytest.raises(ValueError, match=r"values\[1\] must be 4 bytes, got 3"):
-        m.update_batch([0, 1], [b"abcd", b"abc"])
-    with pytest.raises(ValueError, match=r"values must be 8 bytes, got 4"):
-        m.update_batch([0, 1], b"abcd")
-    with pytest.raises(TypeError, match=r"values must be a bytes-like object"):
-        m.update_batch([0], "abcd")
-    assert [m.lookup(k) for k in range(4)] == [bytes(4)] * 4
-
-
-def test_update_batch_keys_misuse(m: ArrayMap) -> None:
-    with pytest.raises(TypeError, match=r"native uint32, not format 'i'"):
-        m.update_batch(array.array("i", [0]), b"abcd")
-    with pytest.raises(TypeError, match=r"native uint32"):
-        m.update_batch(array.array("Q", [0]), b"abcd")
-    with pytest.raises(TypeError):
-        m.update_batch(5, b"abcd")
-    with pytest.raises(TypeError, match=r"key must be an int, not str"):
-        m.update_batch("ab", bytes(8))
-    # Native uint32 buffers and iterables of ints work.
-    assert m.update_batch(array.array("I", [3, 1]), b"3333" + b"1111") == 2
-    assert m.update_batch(iter([2]), [b"2222"]) == 1
-    assert m.update_batch(range(1), [b"0000"]) == 1
-    assert [m.lookup(k) for k in range(4)] == [b"0000", b"1111", b"2222", b"3333"]
-
-
-def test_update_batch_numpy_keys(m: ArrayMap) -> None:
-    np = pytest.importorskip("numpy")
-    assert m.update_batch(np.array([1, 2], dtype=np.uint32), b"aaaabbbb") == 2
-    with pytest.raises(ValueError, match=r"contiguous"):
-        m.update_batch(np.arange(4, dtype=np.uint32)[::2], b"aaaabbbb")
-    with pytest.raises(TypeError, match=r"native uint32"):
-        m.update_batch(np.array([1], dtype=np.int64), b"aaaa")
-    assert m.lookup(2) == b"bbbb"
 
 
 # -------------------------------------------------------------- creation
@@ -224,20 +173,6 @@ def test_with(backend: str) -> None:
     with pytest.raises(RuntimeError), ArrayMap(4, 4, backend=backend) as m2:
         raise RuntimeError("boom")
     assert m2.closed
-
-
-# ------------------------------------------------------ container protocol
-
-
-def test_lookup_batch_result(backend: str) -> None:
-    with ArrayMap(2, 3, backend=backend) as m:
-        m.update_batch([0, 1, 2], b"aabbcc")
-        b = m.lookup_batch(2)
-        assert list(b.keys) == [0, 1] and b.values == b"aabb" and b.out_batch == 1 and not b.done
-        assert list(b.items()) == [(0, b"aa"), (1, b"bb")]
-        assert [list(x.items()) for x in m.batches(2)] == [[(0, b"aa"), (1, b"bb")], [(2, b"cc")]]
-        empty = m.lookup_batch(0)
-        assert list(empty.items()) == [] and empty.out_batch is None
 
 
 # -------------------------------------------------------------- constants
