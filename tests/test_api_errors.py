@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import bpfmap
-from bpfmap import BPF_F_MMAPABLE, ArrayMap, MapRegion
+from bpfmap import BPF_F_MMAPABLE, ArrayMap
 from bpfmap import _constants as C
 
 MM = BPF_F_MMAPABLE
@@ -66,33 +66,6 @@ def test_from_fd_takes_ownership(backend: str) -> None:
             os.fstat(fd)  # closed by the map
     finally:
         m.close()
-
-
-# ------------------------------------------------------------------ mmap
-
-
-def test_mmap_arg_misuse(m: ArrayMap) -> None:
-    for arg in ("offset", "length"):
-        with pytest.raises(TypeError, match=rf"{arg} must be an int, not str"):
-            m.mmap(**{arg: "0"})
-        with pytest.raises(ValueError, match=rf"{arg} must be in 0\.\.{2**63 - 1}, got -4096"):
-            m.mmap(**{arg: -4096})
-    with pytest.raises(TypeError, match=r"offset must be an int, not bool"):
-        m.mmap(offset=False)
-
-
-def test_mmap_region_basics(m: ArrayMap) -> None:
-    m.update(1, b"wxyz")
-    with m.mmap(writable=False) as r:
-        assert isinstance(r, MapRegion)
-        assert (r.map_offset, r.writable, r.value_size, r.elem_size) == (0, False, 4, 8)
-        assert r[8:12] == b"wxyz"
-        with pytest.raises(TypeError):
-            r[0:1] = b"x"
-        with pytest.raises(OSError) as info:
-            r.resize(2 * len(r))
-        assert info.value.errno == errno.EINVAL
-    assert r.closed
 
 
 # --------------------------------------------------------- closed handles
@@ -149,17 +122,6 @@ def test_close_is_idempotent_and_repr(backend: str) -> None:
     m.close()
     m.close()
     assert repr(m) == "<ArrayMap closed>"
-
-
-def test_closing_keeps_regions(backend: str) -> None:
-    m = ArrayMap(8, 4, flags=MM, backend=backend)
-    m.update(3, b"12345678")
-    r = m.mmap()
-    m.close()
-    with r:
-        assert r[24:32] == b"12345678"
-        r[0:8] = b"abcdefgh"
-        assert r[0:8] == b"abcdefgh"
 
 
 # ------------------------------------------------------------------- with

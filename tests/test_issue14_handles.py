@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from bpfmap import BPF_F_MMAPABLE, ArrayMap
@@ -26,88 +25,6 @@ PAGE = mmap.PAGESIZE
 
 def new_map(backend: str, value_size: int = 8, max_entries: int = 8) -> ArrayMap:
     return ArrayMap(value_size, max_entries, flags=BPF_F_MMAPABLE, backend=backend)
-
-
-# ------------------------------------------------------------ region views
-
-
-def test_ndarray_holds_the_mapping_like_an_export(backend: str) -> None:
-    m = new_map(backend)
-    region = m.mmap()
-    arr = region.ndarray("<u8")
-    with pytest.raises(BufferError):
-        region.close()
-    view = arr[2:]  # a view of the view holds it too
-    del arr
-    with pytest.raises(BufferError):
-        region.close()
-    view[1] = 7  # still mapped: no crash
-    assert m[3] == (7).to_bytes(8, "little")
-    del view
-    region.close()
-    assert region.closed
-
-
-def test_close_under_a_live_ndarray_never_crashes(backend: str) -> None:
-    """Before: close() unmapped under the array and the next read was SIGSEGV."""
-    code = (
-        "import bpfmap\n"
-        f"m = bpfmap.ArrayMap(8, 8, flags=bpfmap.BPF_F_MMAPABLE, backend={backend!r})\n"
-        "r = m.mmap(); a = r.ndarray('<u8')\n"
-        "try:\n    r.close()\nexcept BufferError:\n    print('BufferError')\n"
-        "print(int(a.sum()))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["BufferError", "0"]
-
-
-@pytest.mark.parametrize("max_entries", [1, 8, 511, 512, 513, 1000])
-def test_ndarray_has_one_item_per_value(backend: str, max_entries: int) -> None:
-    m = new_map(backend, 8, max_entries)
-    region = m.mmap()
-    arr = region.ndarray("<u8")
-    assert arr.shape == (max_entries,)
-    arr[:] = np.arange(max_entries, dtype="<u8")
-    assert m[max_entries - 1] == (max_entries - 1).to_bytes(8, "little")
-    del arr
-    region.close()
-
-
-def test_ndarray_of_a_window_past_the_first_page(backend: str) -> None:
-    m = new_map(backend, 8, 600)  # values 512..599 on the second page
-    region = m.mmap(offset=PAGE)
-    arr = region.ndarray("<u8")
-    assert arr.shape == (600 - PAGE // 8,)
-    arr[0] = 9
-    assert m[PAGE // 8] == (9).to_bytes(8, "little")
-    del arr
-    region.close()
-
-
-def test_struct_refuses_keys_past_max_entries(backend: str) -> None:
-    m = new_map(backend, 8, 8)
-    region = m.mmap()
-    with pytest.raises(ValueError):
-        region.struct(ctypes.c_uint64, key=8)
-    s = region.struct(ctypes.c_uint64, key=7)
-    s.value = 5
-    assert m[7] == (5).to_bytes(8, "little")
-    del s
-    region.close()
-
-
-def test_ndarray_without_numpy_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['numpy'] = None\n"
-        "import bpfmap\n"
-        "m = bpfmap.ArrayMap(8, 8, flags=bpfmap.BPF_F_MMAPABLE)\n"
-        "r = m.mmap()\n"
-        "try:\n    r.ndarray()\nexcept ImportError as e:\n    print(e)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "bpfmap[numpy]" in out.stdout
 
 
 # ---------------------------------------------------------------- from_fd
