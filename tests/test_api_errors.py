@@ -6,136 +6,14 @@ against the kernel's own header.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import bpfmap
-from bpfmap import BPF_F_MMAPABLE, ArrayMap
 from bpfmap import _constants as C
-
-MM = BPF_F_MMAPABLE
-
-
-@pytest.fixture
-def m(backend: str) -> Iterator[ArrayMap]:
-    mp = ArrayMap(4, 4, flags=MM, backend=backend)
-    try:
-        yield mp
-    finally:
-        mp.close()
-
-
-# -------------------------------------------------------------- creation
-
-
-def test_from_fd_misuse(backend: str) -> None:
-    with pytest.raises(TypeError, match=r"fd must be an int"):
-        ArrayMap.from_fd("3")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"fd must be in"):
-        ArrayMap.from_fd(-1)
-    r, w = os.pipe()
-    try:
-        with pytest.raises(OSError) as info:
-            ArrayMap.from_fd(r)
-        assert info.value.errno == errno.EINVAL
-        os.fstat(r)  # on failure the caller still owns the fd
-    finally:
-        os.close(r)
-        os.close(w)
-    with pytest.raises(OSError) as info:
-        ArrayMap.from_fd(r)  # closed now
-    assert info.value.errno == errno.EBADF
-
-
-def test_from_fd_takes_ownership(backend: str) -> None:
-    m = ArrayMap(4, 2, backend=backend)
-    try:
-        fd = os.dup(m.fd)
-        m2 = ArrayMap.from_fd(fd)
-        m2.update(1, b"abcd")
-        assert m.lookup(1) == b"abcd"
-        assert (m2.backend, m2.value_size, m2.max_entries, m2.id) == (backend, 4, 2, m.id)
-        m2.close()
-        with pytest.raises(OSError):
-            os.fstat(fd)  # closed by the map
-    finally:
-        m.close()
-
-
-# --------------------------------------------------------- closed handles
-
-CLOSED_CALLS: dict[str, Callable[[ArrayMap], Any]] = {
-    "fd": lambda m: m.fd,
-    "backend": lambda m: m.backend,
-    "key_size": lambda m: m.key_size,
-    "value_size": lambda m: m.value_size,
-    "max_entries": lambda m: m.max_entries,
-    "flags": lambda m: m.flags,
-    "name": lambda m: m.name,
-    "id": lambda m: m.id,
-    "access": lambda m: m.access,
-    "frozen": lambda m: m.frozen,
-    "info": lambda m: m.info(),
-    "lookup": lambda m: m.lookup(0),
-    "lookup-bad-key": lambda m: m.lookup("x"),
-    "lookup_into": lambda m: m.lookup_into(0, bytearray(4)),
-    "update": lambda m: m.update(0, b"abcd"),
-    "update-bytearray": lambda m: m.update(0, bytearray(4)),
-    "delete": lambda m: m.delete(0),
-    "lookup_and_delete": lambda m: m.lookup_and_delete(0),
-    "get_next_key": lambda m: m.get_next_key(),
-    "lookup_batch": lambda m: m.lookup_batch(),
-    "batches": lambda m: next(m.batches()),
-    "update_batch": lambda m: m.update_batch([0], [b"abcd"]),
-    "delete_batch": lambda m: m.delete_batch([0]),
-    "freeze": lambda m: m.freeze(),
-    "mmap": lambda m: m.mmap(),
-    "len": lambda m: len(m),
-    "getitem": lambda m: m[0],
-    "setitem": lambda m: m.__setitem__(0, b"abcd"),
-    "delitem": lambda m: m.__delitem__(0),
-    "iter": lambda m: next(iter(m)),
-    "items": lambda m: next(m.items()),
-    "with": lambda m: m.__enter__(),
-}
-
-
-@pytest.mark.parametrize("call", CLOSED_CALLS)
-def test_closed_map(backend: str, call: str) -> None:
-    m = ArrayMap(4, 4, flags=MM, backend=backend)
-    m.close()
-    assert m.closed
-    with pytest.raises(ValueError, match=r"closed map"):
-        CLOSED_CALLS[call](m)
-
-
-def test_close_is_idempotent_and_repr(backend: str) -> None:
-    m = ArrayMap(4, 4, name="r", backend=backend)
-    assert repr(m).startswith(f"<ArrayMap {backend} id=")
-    assert "name='r' value_size=4 max_entries=4 flags=0x0" in repr(m)
-    m.close()
-    m.close()
-    assert repr(m) == "<ArrayMap closed>"
-
-
-# ------------------------------------------------------------------- with
-
-
-def test_with(backend: str) -> None:
-    with ArrayMap(4, 4, backend=backend) as m:
-        assert not m.closed
-        m[0] = b"abcd"
-    assert m.closed
-    with pytest.raises(RuntimeError), ArrayMap(4, 4, backend=backend) as m2:
-        raise RuntimeError("boom")
-    assert m2.closed
-
 
 # -------------------------------------------------------------- constants
 

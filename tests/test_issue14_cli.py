@@ -200,7 +200,7 @@ def test_errors_say_what_is_at_the_path(tmp_path: Path) -> None:
 
 def test_a_pinned_program_is_not_a_map_as_bpftool_says(tmp_path: Path) -> None:
     require_bpftool()
-    from test_issue14_handles import _bpf, load_kprobe_prog
+    from test_handles import _bpf, load_kprobe_prog
 
     fd = load_kprobe_prog()
     path = f"{BPFFS}/h-cli-prog-{os.getpid()}"
