@@ -12,8 +12,6 @@ import errno
 import mmap
 import multiprocessing as mp
 import os
-import socket
-import struct
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
@@ -55,60 +53,6 @@ def errno_of(fn: Any) -> int:
 def mprotect(region: Any, prot: int, length: int = PAGE) -> int:
     rc = libc.mprotect(address(region), length, prot)
     return 0 if rc == 0 else ctypes.get_errno()
-
-
-# ------------------------------------------------------- across processes
-
-
-def _child_update(m: ArrayMap, key: int, value: bytes) -> None:
-    m.update(key, value)
-
-
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_pickled_map_is_the_same_map(backend: str, method: str) -> None:
-    m = new_map(backend)
-    ctx = mp.get_context(method)
-    proc = ctx.Process(target=_child_update, args=(m, 5, b"childval"))
-    proc.start()
-    proc.join()
-    assert proc.exitcode == 0
-    assert m.lookup(5) == b"childval"
-
-
-def _pool_task(args: tuple[ArrayMap, int]) -> bytes:
-    m, key = args
-    m.update(key, struct.pack("<Q", key * 10))
-    return m.lookup(key)
-
-
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_pool_workers_share_the_map(backend: str, method: str) -> None:
-    m = new_map(backend)
-    with mp.get_context(method).Pool(2) as pool:
-        got = pool.map(_pool_task, [(m, k) for k in range(8)])
-    assert got == [struct.pack("<Q", k * 10) for k in range(8)]
-    assert [struct.unpack("<Q", m.lookup(k))[0] for k in range(8)] == [k * 10 for k in range(8)]
-
-
-def test_from_fd_over_a_unix_socket(backend: str) -> None:
-    m = new_map(backend)
-    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            left.close()
-            _, fds, _, _ = socket.recv_fds(right, 8, 1)
-            child_map = ArrayMap.from_fd(fds[0])
-            child_map.update(3, b"via-scm!")
-            code = 0
-        finally:
-            os._exit(code)
-    right.close()
-    socket.send_fds(left, [b"map"], [m.fd])
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert m.lookup(3) == b"via-scm!"
 
 
 # ------------------------------------------------------------- pinning
