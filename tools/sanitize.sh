@@ -61,11 +61,13 @@ cd "$ROOT/tests"
 if [ "$#" -gt 0 ]; then
     set -- "$@"
 elif [ "${SANITIZE_QUICK:-}" = 1 ]; then
-    set -- test_api_errors.py test_hostile.py test_properties.py test_sharing.py
+    set -- test_create.py test_elements.py test_batches.py test_handles.py test_mmap.py \
+        test_freeze.py test_processes.py test_hostile.py test_properties.py
 else
-    set -- test_api_errors.py test_differential.py test_differential_extra.py \
-        test_random_differential.py \
-        test_hostile.py test_properties.py test_sharing.py test_concurrency.py test_crashes.py
+    set -- test_create.py test_elements.py test_batches.py test_handles.py test_mmap.py \
+        test_freeze.py test_processes.py test_security.py \
+        test_differential.py test_differential_extra.py test_random_differential.py \
+        test_hostile.py test_properties.py test_concurrency.py test_crashes.py
 fi
 # -p no:cacheprovider: nothing written into the tree; the rootdir conftest puts only tests/
 # on sys.path, so "import bpfmap" finds the sanitized build.
