@@ -58,16 +58,28 @@ export BPFMAP_CONCURRENCY_SECONDS="${BPFMAP_CONCURRENCY_SECONDS:-0.5}"
 export BPFMAP_CRASH_ROUNDS="${BPFMAP_CRASH_ROUNDS:-10}"
 
 cd "$ROOT/tests"
+# Two checks measure the sanitizer rather than bpfmap, so the default runs leave them out
+# (the plain test run keeps them): ASan's shadow memory counts against the small memory
+# cgroup of test_a_map_that_fits_is_whole_from_create (the child is OOM-killed), and its
+# quarantine keeps freed memory resident, which the RSS bound of
+# test_create_map_close_cycles_leak_nothing sees or not depending on the tests run before.
+# (--deselect takes node ids from the rootdir, $ROOT.)
+ASAN_BLIND="--deselect tests/test_create.py::test_a_map_that_fits_is_whole_from_create
+--deselect tests/test_handles.py::test_create_map_close_cycles_leak_nothing"
 if [ "$#" -gt 0 ]; then
     set -- "$@"
 elif [ "${SANITIZE_QUICK:-}" = 1 ]; then
     set -- test_create.py test_elements.py test_batches.py test_handles.py test_mmap.py \
         test_freeze.py test_processes.py test_hostile.py test_properties.py
+    # shellcheck disable=SC2086
+    set -- "$@" $ASAN_BLIND
 else
     set -- test_create.py test_elements.py test_batches.py test_handles.py test_mmap.py \
         test_freeze.py test_processes.py test_security.py \
         test_differential.py test_differential_extra.py test_random_differential.py \
         test_hostile.py test_properties.py test_concurrency.py test_crashes.py
+    # shellcheck disable=SC2086
+    set -- "$@" $ASAN_BLIND
 fi
 # -p no:cacheprovider: nothing written into the tree; the rootdir conftest puts only tests/
 # on sys.path, so "import bpfmap" finds the sanitized build.
