@@ -39,29 +39,61 @@ def _packet_regions(packet: bytearray, md: bytearray) -> list[Region]:
     return [Region(md, READ, REGION_XDP_MD, packet), Region(packet, READ | WRITE)]
 
 
-def vm_ns_per_insn(repeat: int = 200) -> float:
-    from ._bindings import ffi
+class InsnLoop:
+    """:func:`alu_loop` loaded on ``backend`` (``"emulated"``: the interpreter; ``"kernel"``:
+    an XDP program, the kernel's JIT): :meth:`run` times ``loops`` runs, :attr:`executed` is
+    the instructions of one run. ``bpfmap bench``'s ``alu_loop`` rows and :func:`figures`
+    both time it."""
 
-    packet, md = bytearray(64), bytearray(24)
-    with Vm(alu_loop(), name="alu_loop") as vm:
-        arg = int(ffi.cast("uintptr_t", ffi.from_buffer(md)))
-        regions = _packet_regions(packet, md)
-        vm.run(arg, regions, repeat=3)  # warm
-        start = time.perf_counter_ns()
-        run = vm.run(arg, regions, repeat=repeat)
-        return (time.perf_counter_ns() - start) / run.executed
+    def __init__(self, backend: str) -> None:
+        from ._bindings import ffi
+
+        code = alu_loop()
+        self._packet, self._md = bytearray(64), bytearray(24)
+        self._vm: Vm | None = Vm(code, name="alu_loop")
+        self.executed = self._vm.run(0, []).executed
+        self._kernel: Any = None
+        if backend == "kernel":
+            from ._vm_kernel import KernelProgram
+
+            self._vm.close()
+            self._vm = None
+            self._kernel = KernelProgram(code, "xdp")
+        elif backend != "emulated":
+            raise ValueError(f"backend: expected 'emulated' or 'kernel', not {backend!r}")
+        self._arg = int(ffi.cast("uintptr_t", ffi.from_buffer(self._md)))
+        self._regions = _packet_regions(self._packet, self._md)
+        self.run(3)  # warm
+
+    def run(self, loops: int) -> int:
+        """ns that ``loops`` runs of the loop took (the kernel times its own runs)."""
+        if self._vm is not None:
+            start = time.perf_counter_ns()
+            self._vm.run(self._arg, self._regions, repeat=loops)
+            return time.perf_counter_ns() - start
+        if self._kernel is None:
+            raise ValueError("the loop is closed")
+        _, duration, _, _ = self._kernel.test_run(bytes(self._packet), repeat=loops)
+        return int(duration) * loops  # the kernel reports the mean of the runs
+
+    def close(self) -> None:
+        if self._vm is not None:
+            self._vm.close()
+            self._vm = None
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+
+    def __enter__(self) -> InsnLoop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def kernel_ns_per_insn(repeat: int = 200) -> float:
-    from ._vm_kernel import KernelProgram
-
-    code = alu_loop()
-    with Vm(code) as vm:  # the same count of executed instructions
-        executed = vm.run(0, []).executed
-    with KernelProgram(code, "xdp") as prog:
-        prog.test_run(bytes(64), repeat=3)
-        _, duration, _, _ = prog.test_run(bytes(64), repeat=repeat)
-    return duration / executed
+def ns_per_insn(backend: str, repeat: int = 200) -> float:
+    with InsnLoop(backend) as loop:
+        return loop.run(repeat) / (repeat * loop.executed)
 
 
 def per_access(backend: str, repeat: int = 2000) -> dict[str, float]:
@@ -86,10 +118,10 @@ def _mean_ns(prog: Any, repeat: int) -> float:
 
 def figures(kernel: bool = True) -> dict[str, float]:
     """Every figure: ``insn/vm``, ``insn/kernel``, ``<program>/vm``, ``<program>/kernel``."""
-    out = {"insn/vm": vm_ns_per_insn()}
+    out = {"insn/vm": ns_per_insn("emulated")}
     out.update({f"{k}/vm": v for k, v in per_access("emulated").items()})
     if kernel:
-        out["insn/kernel"] = kernel_ns_per_insn()
+        out["insn/kernel"] = ns_per_insn("kernel")
         out.update({f"{k}/kernel": v for k, v in per_access("kernel").items()})
     return out
 

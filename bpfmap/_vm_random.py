@@ -218,6 +218,11 @@ def check(seed: int, body: int = BODY, insns: bytes | None = None) -> Verdict:
         emap.close()
 
 
+def replay_command(seed: int, insns: bytes) -> str:
+    """The command line that runs ``insns`` again with the map of ``seed`` (``--replay HEX``)."""
+    return f"python -m bpfmap._vm_random --seed {seed} --replay {insns.hex()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bpfmap._vm_random",
                                      description="random programs: kernel vs interpreter")
@@ -237,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         counts[v.status] += 1
         if v.status == "diverged":
             print(f"seed {seed} diverged: {v.detail}")
-            print(f"  replay: python -m bpfmap._vm_random --seed {seed} --replay "
-                  f"{generate(seed, args.body).hex()}")
+            print(f"  replay: {replay_command(seed, generate(seed, args.body))}")
     print(f"{args.count} programs from seed {args.seed}: {counts['same']} same, "
           f"{counts['rejected']} rejected by the verifier, {counts['diverged']} diverged")
     return 1 if counts["diverged"] else 0

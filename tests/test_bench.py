@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import IN_CI, require_kernel
 
-from bpfmap import BPF_F_MMAPABLE, ArrayMap, BpfObject, bench
+from bpfmap import BPF_F_MMAPABLE, ArrayMap, bench
 from bpfmap.bench import peers, programs
 from bpfmap.bench.core import Case, Skip
 from bpfmap.bench.runner import run_cases
@@ -160,24 +160,42 @@ def require_libbpf() -> None:
         pytest.skip(str(exc))
 
 
-def test_program_rows_on_the_emulated_backend_skip_with_test_runs_own_reason() -> None:
-    """The hook for an interpreter: the row runs as soon as test_run does, and says why not
-    until then."""
+def test_program_rows_on_the_emulated_backend_measure_the_interpreter() -> None:
+    """The emulated test_run runs the bench programs: their rows measure, each access made."""
     require_libbpf()
-    with BpfObject.open(str(programs.OBJECT)) as obj:
-        obj.load()
-        try:
-            obj.programs["empty"].test_run(programs.PACKET)
-            expected: str | None = None
-        except NotImplementedError as exc:
-            expected = str(exc)
+    prepared = programs.program_case("vm-prog", "global_increment")
+    try:
+        assert prepared.ops == programs.ACCESSES and prepared.run(10) > 0
+    finally:
+        prepared.cleanup()
     vm = [c for c in programs.program_cases(None) if c.backend == "vm-prog"]
-    results = run_cases(vm, 1, 1000)
-    for r in results:
-        if expected is None:
-            assert r.skipped is None and r.ns_per_op is not None
-        else:
-            assert r.skipped == expected
+    assert [c.op for c in vm] == [programs.INSN_LOOP, *programs.PROGRAMS]
+    for r in run_cases(vm, 1, 1000):
+        assert r.skipped is None and r.ns_per_op is not None and r.ns_per_op > 0
+
+
+def test_interpreter_rows_beside_the_jit_with_their_ratio() -> None:
+    """The alu_loop row (ns per instruction) and the program rows, on both backends in one
+    run, as the text table and as JSON."""
+    require_kernel()
+    require_libbpf()
+    r = run_bench("-k", "prog]", "--repeats", "1", "--min-time", "0.001")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("program (ns per access"))
+    assert "kernel program (JIT)" in lines[at] and "interpreter/JIT" in lines[at]
+    rows = lines[at + 2 : at + 6]
+    assert [row.split(":")[0] for row in rows] == [programs.INSN_LOOP, *programs.PROGRAMS]
+    for row in rows:  # the JIT's ns, the interpreter's ns, then the ratio of the two
+        cells = row.split(":", 1)[1].split()
+        assert cells.count("ns") == 2 and cells[cells.index("ns") + 3].startswith("x"), row
+    r = run_bench("-k", "prog]", "--repeats", "1", "--min-time", "0.001", "--json")
+    doc = json.loads(r.stdout)
+    assert list(doc["interpreter"]) == [programs.INSN_LOOP, *programs.PROGRAMS]
+    for name, row in doc["interpreter"].items():
+        ns = {c["backend"]: c["ns_per_op"] for c in doc["results"] if c["op"] == name}
+        assert (row["interpreter_ns"], row["jit_ns"]) == (ns["vm-prog"], ns["kernel-prog"])
+        assert row["ratio"] == row["interpreter_ns"] / row["jit_ns"] and row["ratio"] > 0
 
 
 def test_program_rows_on_the_kernel_count_every_access() -> None:

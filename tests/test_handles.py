@@ -323,7 +323,11 @@ def test_create_map_close_cycles_leak_nothing(backend: str) -> None:
     assert _fd_count() == fds
     with open("/proc/self/statm") as f:
         rss_after = int(f.read().split()[1])
-    assert (rss_after - rss) * PAGE < 8 << 20, "resident memory grew by more than 8 MiB"
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        # Under tools/sanitize.sh, ASan's quarantine keeps every freed block (create reads
+        # the memory cgroup's files, a few stdio buffers each): resident memory grows
+        # without a leak there, and the descriptor and Shmem checks still hold.
+        assert (rss_after - rss) * PAGE < 8 << 20, "resident memory grew by more than 8 MiB"
     # 10,000 leaked 8 KiB maps would be 80 MiB of shared memory.
     assert _shmem_kib() - shmem < 16 << 10
     print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -36,6 +37,22 @@ def test_object_example(tmp_path: Path) -> None:
     require_kernel()
     total, top = _run(_blocks()[1], tmp_path).split()
     assert 1000 <= int(total) < 1100 and top.isdigit()
+
+
+def test_interpreter_example_on_both_backends(tmp_path: Path) -> None:
+    block = _blocks()[2]
+    assert 'BpfObject.open("counter.bpf.o")' in block  # the emulated backend: no root
+    as_nobody = block
+    if os.geteuid() == 0:  # without root, truly: as nobody (what it imports, imported first:
+        # nobody cannot read root's interpreter)
+        os.chmod(tmp_path, 0o755)
+        as_nobody = ("import os, bpfmap, bpfmap._object, bpfmap._vm_run, elftools.elf.elffile, "
+                     "elftools.common.exceptions\nos.setgid(65534); os.setuid(65534)\n" + block)
+    assert _run(as_nobody, tmp_path) == "2 500 50000\n1 50060\n"
+    require_kernel()  # "the same lines print the same numbers" on the kernel
+    on_kernel = block.replace('BpfObject.open("counter.bpf.o")',
+                              'BpfObject.open("counter.bpf.o", backend="kernel")')
+    assert _run(on_kernel, tmp_path) == "2 500 50000\n1 50060\n"
 
 
 def test_links_resolve() -> None:

@@ -13,7 +13,11 @@ import pytest
 from conftest import require_kernel
 from test_object import libbpf  # noqa: F401  (the autouse fixture: libbpf present)
 
-from bpfmap import ArrayMap, BpfObject
+from bpfmap import BpfObject
+from bpfmap.conformance.programs import inputs as _inputs
+from bpfmap.conformance.programs import outcome as _outcome
+from bpfmap.conformance.programs import prepare as _prepare
+from bpfmap.conformance.programs import state as _state
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECTS = [
@@ -23,49 +27,6 @@ OBJECTS = [
     ROOT / "bpfmap" / "bpf" / "counter.bpf.o",
     ROOT / "bpfmap" / "bpf" / "bench.bpf.o",
 ]
-SYSCALL_NR = 0x27
-PACKETS = [bytes(range(64)), b"\xff" * 14, bytes(range(256)) * 6]
-
-
-def _prepare(obj: BpfObject) -> None:
-    """.rodata knobs that make every branch of the programs run."""
-    for section in obj.sections.values():
-        if "target_tgid" in section.variables:
-            section.target_tgid = os.getpid()
-        if "target_syscall" in section.variables:
-            section.target_syscall = SYSCALL_NR
-
-
-def _inputs(prog_type: str) -> list[dict[str, object]]:
-    if prog_type == "xdp":
-        # ctx: data (metadata bytes), data_end, data_meta, ingress_ifindex, rx_queue, egress
-        ctxs = [(0, 64, 0, 0, 0, 0), (4, 64, 0, 0, 0, 0), (8, 30, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0),
-                (0, 64, 0, 1, 0, 0), (12, 8, 0, 0, 0, 0), (3, 64, 0, 0, 0, 0),
-                (0, 64, 4, 0, 0, 0), (0, 64, 0, 0, 0, 1), (0, 65, 0, 0, 0, 0)]
-        return [{"data": p, "repeat": r} for p in PACKETS for r in (1, 3)] + [
-            {"data": bytes(range(64)), "ctx": struct.pack("<6I", *c)} for c in ctxs]
-    if prog_type == "socket_filter":
-        ip = b"\x45\x00\x00\x54" + bytes(range(8)) + b"\x0a\x00\x00\x01\x0a\x00\x00\x02"
-        frames = [bytes(6) + bytes(6) + b"\x08\x00" + ip + bytes(40),
-                  b"\x02" + bytes(11) + b"\x08\x00" + ip[:17],
-                  b"\x02" + bytes(11) + b"\x86\xdd" + bytes(40), b"\x01" + bytes(20),
-                  b"\x02" + bytes(11) + b"\x86\xdd" + bytes(39)]
-        return [{"data": f, "repeat": r} for f in frames for r in (1, 2)]
-    if prog_type == "raw_tracepoint":
-        return [{"ctx": struct.pack("<QQ", 0, SYSCALL_NR)}, {"ctx": struct.pack("<QQ", 0, 3)}]
-    if prog_type == "syscall":
-        return [{"ctx": bytes(range(32))}, {}]
-    raise AssertionError(f"no inputs for {prog_type}")
-
-
-def _state(obj: BpfObject) -> dict[str, bytes]:
-    out = {}
-    for name, amap in obj.maps.items():
-        assert isinstance(amap, ArrayMap)
-        out[name] = b"".join(amap.lookup(i) for i in range(amap.max_entries))
-    return out
-
-
 @pytest.mark.parametrize("path", OBJECTS, ids=lambda p: p.name)
 def test_every_program_like_the_kernel(path: Path) -> None:
     require_kernel()
@@ -79,14 +40,6 @@ def test_every_program_like_the_kernel(path: Path) -> None:
                 kr = _outcome(prog, args)
                 assert _outcome(e.programs[name], args) == kr, (name, args)
                 assert _state(e) == _state(k), (name, args)
-
-
-def _outcome(prog: object, args: dict[str, object]) -> object:
-    try:
-        r = prog.test_run(**args)  # type: ignore[attr-defined]
-    except OSError as exc:
-        return ("error", exc.errno)
-    return (r.retval, r.data, r.ctx)
 
 
 def test_writes_are_live_in_python_and_in_other_processes() -> None:

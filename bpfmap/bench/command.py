@@ -165,6 +165,9 @@ def _run(args: Any, reason: str | None, selected: list[Case], json_file: IO[str]
         "freeze_check": freeze_check(),
     }
     document = to_json(results, tgts, meta)
+    interpreter = programs.interpreter_json(results)
+    if interpreter:  # per row: the interpreter's ns, the JIT's, interpreter / JIT
+        document["interpreter"] = interpreter
     if scale_report is not None:
         document["scale"] = scale_report
     if args.json == "-":
@@ -199,7 +202,8 @@ def _print_report(
     for title, text in (
         ("bpfmap against the peers (median ns/op; ratios = peer ns / bpfmap ns)",
          peers.table(results, md=args.markdown)),
-        ("the program side (BPF_PROG_TEST_RUN; ns per map access)", programs.table(results)),
+        ("the program side: the kernel's JIT and bpfmap's interpreter (BPF_PROG_TEST_RUN and"
+         " the emulated test_run; ns per map access, per instruction)", programs.table(results)),
         ("map dump, the whole command (median of a few runs)", dump.table(results)),
     ):  # fmt: skip
         if text:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any, Callable
 
-from .. import BPF_F_MMAPABLE, ArrayMap
+from .. import BPF_F_MMAPABLE, ArrayMap, _bindings
 
 BACKENDS = ("emulated", "kernel", "kernel-mmap", "mmap", "shared_memory", "reference")
 BACKEND_TITLES = {
@@ -130,7 +130,7 @@ def new_map(backend: str, value_size: int, max_entries: int) -> ArrayMap:
 
 
 def elem_size(value_size: int) -> int:
-    return (value_size + 7) & ~7
+    return _bindings.elem_size(value_size)  # round_up(value_size, 8): csrc/layout.h
 
 
 class Resources:

@@ -11,6 +11,8 @@ in ``docs/conformance.md``. The package, one concern per module:
 - :mod:`.runner`: a scenario on both backends, and ``--record``;
 - :mod:`.report`: the table, the details and ``--json``;
 - :mod:`.random_steps` and :mod:`.random_run`: ``--random``;
+- :mod:`.programs` and :mod:`.random_programs` (with :mod:`.program_command`): programs on the
+  interpreter against the kernel, ``--programs [DIR]`` and ``--random-programs N``;
 - :mod:`.command`: the command line (:func:`main`), :mod:`.interrupts`: Ctrl-C.
 """
 

@@ -14,7 +14,7 @@ import platform
 import random
 import sys
 import time
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from .._map import kernel_unavailable_reason
 from . import interrupts
@@ -42,22 +42,27 @@ class _Parser(argparse.ArgumentParser):
         raise CommandError(message)  # one line, not argparse's usage block
 
 
-def _operations(text: str) -> int:
-    """``--random N``: a positive number of operations."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of operations, not {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of operations, not {n}")
-    return n
+def _positive(what: str) -> Callable[[str], int]:
+    """``--random N``, ``--random-programs N``: a positive number of ``what``."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {what}, not {text!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive number of {what}, not {n}")
+        return n
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="bpfmap conformance",
         description="Run the scenario corpus on the emulated and the kernel backend and compare "
-        "every step (or, without bpf(), compare the emulation with the recorded outcomes).",
+        "every step (or, without bpf(), compare the emulation with the recorded outcomes); with "
+        "--programs or --random-programs, run BPF programs on the interpreter and the kernel.",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-k", metavar="PATTERN", help="only scenarios whose topic/id contains PATTERN")
@@ -71,10 +76,29 @@ def _parser() -> argparse.ArgumentParser:
         help="record this kernel's outcomes into DIR (default ./scenarios-RELEASE)",
     )
     p.add_argument(
-        "--random", type=_operations, metavar="N", help="N random operations, compared live"
+        "--random",
+        type=_positive("operations"),
+        metavar="N",
+        help="N random operations, compared live",
     )
-    p.add_argument("--seed", type=int, help="seed for --random (default: a random one)")
-    p.add_argument("--details", action="store_true", help="every differing step, also when known")
+    p.add_argument(
+        "--seed", type=int, help="seed for --random and --random-programs (default: a random one)"
+    )
+    p.add_argument("--details", action="store_true", help="every differing step, also when known;"
+                   " with --programs, a line per program")
+    p.add_argument(
+        "--programs",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="run every program of the objects in DIR (default: bpfmap's own) on both backends",
+    )
+    p.add_argument(
+        "--random-programs",
+        type=_positive("programs"),
+        metavar="N",
+        help="N random verifier-accepted programs on the kernel and the interpreter",
+    )
     return p
 
 
@@ -121,6 +145,10 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     release = platform.release()
     reason = kernel_unavailable_reason()
+    if args.programs is not None or args.random_programs is not None:
+        from .program_command import main_programs
+
+        return main_programs(args, release, reason)
     if args.random is not None:
         return _main_random(args, release, reason)
     topics = _load(args.corpus)

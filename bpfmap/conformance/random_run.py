@@ -7,11 +7,11 @@ import random
 from typing import Any
 
 from .. import _constants as C
+from .._bindings import values_size
 from . import interrupts
 from .language import Outcome, canon, has_error
 from .random_steps import RandomSteps
 from .session import Session
-from .state import P
 
 
 class Divergence(Exception):
@@ -105,7 +105,7 @@ class RandomRun(RandomSteps):
             "r" if flags & C.BPF_F_RDONLY else "w" if flags & C.BPF_F_WRONLY else "rw"
         )
         vs, n = shape["value_size"], shape["max_entries"]
-        self.window = -(-(n * ((vs + 7) & ~7)) // P) * P
+        self.window = values_size(vs, n)  # the mmap()-able value area (csrc/layout.h)
         left = r.randrange(5, 80)
         while left > 0 and self.stats["ops"] < self.total:
             left -= 1
