@@ -467,7 +467,7 @@ def test_help() -> None:
         run = bpfmap(*args)
         assert run == Run(0, b"", map_command.HELP.format(bin="bpfmap", obj="map").encode()), args
     assert bpfmap("-j", "help") == Run(0, b"null\n", b"")
-    # No verb: bpftool's first verb, show (tests/test_issue14_cli.py compares it with bpftool).
+    # No verb: bpftool's first verb, show (tests/test_cli.py compares it with bpftool).
     unknown = bpfmap("bogus")
     assert unknown.rc == 255 and unknown.err.startswith(b"Usage: bpfmap map { show | list }")
 

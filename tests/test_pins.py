@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 from conftest import require_kernel
 
-from bpfmap import ArrayMap
+import bpfmap
+from bpfmap import BPF_F_MMAPABLE, ArrayMap
 from bpfmap import _pin as pin_mod
 
 BPFFS = "/sys/fs/bpf"
@@ -685,3 +686,82 @@ def test_holders_killed_while_pinning_lose_no_pin(tmp_path: Any, own_holder: str
     # At least those (a pin being made at a kill is judged a second later: linked or not).
     assert pin_mod.sweep(name) >= len(ok) + 1
     print(f"4 holder kills under 400 pins: {len(ok)} made, {400 - len(ok)} raised, none lost")
+
+
+# ------------------------- on both backends: lifetime, read-only handles, errors
+
+
+def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
+    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
+
+
+def errno_of(fn: Any) -> int:
+    try:
+        fn()
+    except OSError as exc:
+        return int(exc.errno or 0)
+    return 0
+
+
+@pytest.fixture
+def pin_path(backend: str, tmp_path: Any) -> Iterator[str]:
+    if backend == "kernel":
+        path = f"/sys/fs/bpf/bpfmap_test_{os.getpid()}"
+    else:
+        path = str(tmp_path / "pinned")
+    yield path
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
+def _create_and_pin(backend: str, path: str) -> None:
+    m = new_map(backend)
+    m.update(7, b"survives")
+    m.pin(path)
+
+
+def test_pin_outlives_its_creator(backend: str, pin_path: str) -> None:
+    proc = mp.get_context("spawn").Process(target=_create_and_pin, args=(backend, pin_path))
+    proc.start()
+    proc.join()
+    assert proc.exitcode == 0
+    assert os.stat(pin_path).st_mode & 0o777 == 0o600
+    m = ArrayMap.open_pinned(pin_path)
+    assert m.backend == backend
+    assert m.lookup(7) == b"survives"
+    assert errno_of(lambda: m.pin(pin_path)) == errno.EEXIST
+    holder = bpfmap._pin.holder_name(pin_path) if backend == "emulated" else None
+    os.unlink(pin_path)
+    if holder is not None:
+        bpfmap._pin.sweep(holder)  # the holder lets go once the last link is gone
+        assert not holds_map(bpfmap._pin.holder_pid_of(holder), m.id)
+    assert errno_of(lambda: ArrayMap.open_pinned(pin_path)) == errno.ENOENT
+    assert m.lookup(7) == b"survives"  # open handles keep the map
+
+
+def test_readonly_handle_from_a_pin(backend: str, pin_path: str) -> None:
+    """P08-P13: a read-only handle reads, and refuses update, freeze and any mmap."""
+    m = new_map(backend)
+    m.update(1, b"readonly")
+    m.pin(pin_path)
+    ro = ArrayMap.open_pinned(pin_path, readonly=True)
+    assert ro.access == "r"
+    assert ro.lookup(1) == b"readonly"
+    assert errno_of(lambda: ro.update(1, bytes(8))) == errno.EPERM
+    assert errno_of(ro.freeze) == errno.EPERM
+    assert errno_of(lambda: ro.mmap()) == errno.EACCES
+    assert errno_of(lambda: ro.mmap(writable=False)) == errno.EINVAL
+    # Re-opening the same pin read-write is allowed, as on bpffs: modes are per handle.
+    assert ArrayMap.open_pinned(pin_path).access == "rw"
+
+
+def test_pin_errors(backend: str, tmp_path: Any) -> None:
+    m = new_map(backend)
+    other = str(tmp_path / "regular")
+    open(other, "w").close()
+    assert errno_of(lambda: ArrayMap.open_pinned(other)) == errno.EACCES
+    assert errno_of(lambda: ArrayMap.open_pinned(str(tmp_path / "missing"))) == errno.ENOENT
+    if backend == "kernel":
+        assert errno_of(lambda: m.pin(str(tmp_path / "outside"))) == errno.EPERM  # P04
+    else:
+        assert errno_of(lambda: m.pin("/sys/fs/bpf/bpfmap_emulated")) == errno.EINVAL

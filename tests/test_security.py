@@ -10,15 +10,22 @@
   writable through /proc by anyone else), pins are 0600 whatever the umask, and
   nothing is left in the filesystem once the pins are gone.
 
-Other users against pins and read-only handles: tests/test_sharing.py
-(test_other_users_cannot_open_or_upgrade, test_pin_holder_refuses_other_users_...)
-and tests/test_hostile.py (test_open_pinned_refuses_a_socket_served_by_another_user).
+- Other users: an emulated pin opens for its owning user only (the holder checks
+  SO_PEERCRED even through a world-writable socket), and a read-only handle passed
+  to another user cannot be made writable (re-opening the pin or /proc/PID/fd,
+  fchmod, F_SETFL, F_ADD_SEALS, mmap, mprotect). See also tests/test_hostile.py
+  (test_open_pinned_refuses_a_socket_served_by_another_user).
+- The emulated backend needs no privileges: every feature but pinning works as
+  user nobody.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
+import mmap
 import multiprocessing as mp
 import os
 import stat
@@ -215,3 +222,189 @@ def test_nothing_is_left_behind(tmp_path: Any) -> None:
     world_readable = {p for p in created if os.lstat(p).st_mode & 0o004}
     assert world_readable == set(), world_readable
 
+
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
+    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
+
+
+def address(region: Any) -> int:
+    """The start address of a mapping (the temporary export is released at once)."""
+    from bpfmap._core import ffi
+
+    buf = ffi.from_buffer(region)
+    try:
+        return int(ffi.cast("uintptr_t", buf))
+    finally:
+        ffi.release(buf)
+
+
+def errno_of(fn: Any) -> int:
+    try:
+        fn()
+    except OSError as exc:
+        return int(exc.errno or 0)
+    return 0
+
+
+def mprotect(region: Any, prot: int, length: int = PAGE) -> int:
+    rc = libc.mprotect(address(region), length, prot)
+    return 0 if rc == 0 else ctypes.get_errno()
+
+
+def _open_as_nobody(path: str, fd: int, owner: int, owner_fd: int, conn: Connection) -> None:
+    """Every way another user might get write access through a read-only descriptor."""
+    import fcntl
+
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    results = {}
+    results["open_pinned"] = errno_of(lambda: ArrayMap.open_pinned(path))
+    results["open_pinned_ro"] = errno_of(lambda: ArrayMap.open_pinned(path, readonly=True))
+    results["reopen_rw"] = errno_of(lambda: os.close(os.open(f"/proc/self/fd/{fd}", os.O_RDWR)))
+    results["reopen_owner_fd"] = errno_of(
+        lambda: os.close(os.open(f"/proc/{owner}/fd/{owner_fd}", os.O_RDWR))
+    )
+    results["owner_mem"] = errno_of(lambda: os.close(os.open(f"/proc/{owner}/mem", os.O_RDWR)))
+    results["fchmod"] = errno_of(lambda: os.fchmod(fd, 0o600))
+    results["chmod_proc"] = errno_of(lambda: os.chmod(f"/proc/self/fd/{fd}", 0o600))
+    results["add_seals"] = errno_of(lambda: fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE))
+    results["ftruncate"] = errno_of(lambda: os.ftruncate(fd, 0))
+    results["pwrite"] = errno_of(lambda: os.pwrite(fd, b"x", PAGE))
+    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_RDWR)  # access modes cannot be changed: ignored
+    results["mode_after_setfl"] = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    # A name for the memfd, to open it writable by name: no (EXDEV: another mount).
+    results["link_refused"] = errno_of(
+        lambda: os.link(f"/proc/self/fd/{fd}", "/tmp/bpfmap_linked", follow_symlinks=True)
+    ) in (errno.EXDEV, errno.ENOENT, errno.EACCES, errno.EPERM)
+    results["mmap_shared_rw"] = errno_of(
+        lambda: mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=PAGE)
+    )
+    shared_ro = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ, offset=PAGE)
+    results["mprotect_rw"] = mprotect(shared_ro, mmap.PROT_READ | mmap.PROT_WRITE)
+    private = mmap.mmap(fd, PAGE, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE, offset=PAGE)
+    private[0:8] = b"private!"  # copy-on-write: a page of our own, never the map's
+    ro = ArrayMap.from_fd(os.dup(fd))
+    results["update"] = errno_of(lambda: ro.update(0, bytes(8)))
+    results["update_batch"] = errno_of(lambda: ro.update_batch([0], bytes(8)))
+    results["freeze"] = errno_of(ro.freeze)
+    results["mmap_rw"] = errno_of(lambda: ro.mmap())
+    results["value"] = ro.lookup(0)
+    conn.send(results)
+
+
+def test_other_users_cannot_open_or_upgrade(tmp_path: Any) -> None:
+    """Owner-only pins; a read-only handle passed to another user stays read-only."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    os.chmod(tmp_path, 0o755)
+    path = str(tmp_path / "pinned")
+    m = new_map("emulated")
+    m.update(0, b"original")
+    m.pin(path)
+    try:
+        ro = ArrayMap.open_pinned(path, readonly=True)
+        ctx = mp.get_context("fork")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_open_as_nobody, args=(path, ro.fd, os.getpid(), m.fd, child))
+        proc.start()
+        results = parent.recv()
+        proc.join()
+        assert results == {
+            "open_pinned": errno.EACCES,
+            "open_pinned_ro": errno.EACCES,
+            "reopen_rw": errno.EACCES,
+            "reopen_owner_fd": errno.EACCES,
+            "owner_mem": errno.EACCES,
+            "fchmod": errno.EPERM,
+            "chmod_proc": errno.EPERM,
+            "add_seals": errno.EPERM,
+            "ftruncate": errno.EINVAL,
+            "pwrite": errno.EBADF,
+            "mode_after_setfl": os.O_RDONLY,
+            "link_refused": True,
+            "mmap_shared_rw": errno.EACCES,
+            "mprotect_rw": errno.EACCES,
+            "update": errno.EPERM,
+            "update_batch": errno.EPERM,
+            "freeze": errno.EPERM,
+            "mmap_rw": errno.EACCES,
+            "value": b"original",
+        }
+        assert m.lookup(0) == b"original" and not m.frozen
+        assert os.stat(f"/proc/self/fd/{m.fd}").st_mode & 0o777 == 0o400
+    finally:
+        os.unlink(path)
+
+
+def _connect_as_nobody(path: str, conn: Connection) -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    conn.send(errno_of(lambda: ArrayMap.open_pinned(path)))
+
+
+def test_pin_holder_refuses_other_users_even_through_an_open_socket(tmp_path: Any) -> None:
+    """The holder checks SO_PEERCRED itself: a world-writable socket still serves no one else."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    os.chmod(tmp_path, 0o755)
+    path = str(tmp_path / "pinned")
+    m = new_map("emulated")
+    m.pin(path)
+    try:
+        os.chmod(path, 0o666)  # a mistake of the owner's: connect() now works for anyone
+        ctx = mp.get_context("fork")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_connect_as_nobody, args=(path, child))
+        proc.start()
+        assert parent.recv() == errno.EACCES
+        proc.join()
+        assert ArrayMap.open_pinned(path).id == m.id  # its owner is still served
+    finally:
+        os.unlink(path)
+
+
+def _unprivileged_tour(conn: Connection) -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    out: dict[str, Any] = {}
+    m = new_map("emulated", max_entries=16)
+    rw = m.mmap()
+    rw[0:8] = b"unpriv!!"
+    out["lookup"] = m.lookup(0)
+    out["busy"] = errno_of(m.freeze)
+    rw.close()
+    out["freeze"] = errno_of(m.freeze)
+    out["ro_map"] = bytes(m.mmap(writable=False)[0:8])
+    for flag, name in ((bpfmap.BPF_F_RDONLY, "r"), (bpfmap.BPF_F_WRONLY, "w")):
+        h = new_map("emulated", flags=flag)
+        out[name] = (h.access, ArrayMap.from_fd(os.dup(h.fd)).access, h.info().max_entries)
+    conn.send(out)
+
+
+def test_emulated_backend_needs_no_privileges() -> None:
+    """Every emulated feature but pinning, as user nobody (pinning: tests/test_pins.py)."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_unprivileged_tour, args=(child,))
+    proc.start()
+    out = parent.recv()
+    proc.join()
+    assert out == {
+        "lookup": b"unpriv!!",
+        "busy": errno.EBUSY,
+        "freeze": 0,
+        "ro_map": b"unpriv!!",
+        "r": ("r", "r", 1024),
+        "w": ("w", "w", 1024),
+    }

@@ -58,14 +58,25 @@ export BPFMAP_CONCURRENCY_SECONDS="${BPFMAP_CONCURRENCY_SECONDS:-0.5}"
 export BPFMAP_CRASH_ROUNDS="${BPFMAP_CRASH_ROUNDS:-10}"
 
 cd "$ROOT/tests"
+# One check measures the sanitizer rather than bpfmap, so the default runs leave it out (the
+# plain test run keeps it): ASan's shadow memory counts against the small memory cgroup of
+# test_a_map_that_fits_is_whole_from_create, whose child is then OOM-killed.
+# (--deselect takes node ids from the rootdir, $ROOT.)
+ASAN_BLIND="--deselect tests/test_create.py::test_a_map_that_fits_is_whole_from_create"
 if [ "$#" -gt 0 ]; then
     set -- "$@"
 elif [ "${SANITIZE_QUICK:-}" = 1 ]; then
-    set -- test_api_errors.py test_hostile.py test_properties.py test_sharing.py
+    set -- test_create.py test_elements.py test_batches.py test_handles.py test_mmap.py \
+        test_freeze.py test_processes.py test_hostile.py test_properties.py
+    # shellcheck disable=SC2086
+    set -- "$@" $ASAN_BLIND
 else
-    set -- test_api_errors.py test_differential.py test_differential_extra.py \
-        test_random_differential.py \
-        test_hostile.py test_properties.py test_sharing.py test_concurrency.py test_crashes.py
+    set -- test_create.py test_elements.py test_batches.py test_handles.py test_mmap.py \
+        test_freeze.py test_processes.py test_security.py \
+        test_differential.py test_differential_extra.py test_random_differential.py \
+        test_hostile.py test_properties.py test_concurrency.py test_crashes.py
+    # shellcheck disable=SC2086
+    set -- "$@" $ASAN_BLIND
 fi
 # -p no:cacheprovider: nothing written into the tree; the rootdir conftest puts only tests/
 # on sys.path, so "import bpfmap" finds the sanitized build.

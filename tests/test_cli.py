@@ -1,8 +1,12 @@
-"""Issue 14 section 4: the CLI takes bpftool's habits, never a traceback, never silent success.
+"""The ``bpfmap`` command as a whole: bpftool's habits, never a traceback, never silent success.
 
 ``bpfmap [OPTIONS] map ...`` is run as a subprocess, with options before the
 command, between command and verb, and after the verb's arguments (getopt
 permutes them for bpftool), and compared with bpftool on the same words.
+
+Options, unknown words, a bare ``bpfmap``, ``bpfmap map`` without a verb, one-line
+errors that say what is at a path, a closed stdout and Ctrl-C. The map verbs one by
+one are in tests/test_cli_map.py.
 """
 
 from __future__ import annotations
@@ -200,7 +204,7 @@ def test_errors_say_what_is_at_the_path(tmp_path: Path) -> None:
 
 def test_a_pinned_program_is_not_a_map_as_bpftool_says(tmp_path: Path) -> None:
     require_bpftool()
-    from test_issue14_handles import _bpf, load_kprobe_prog
+    from test_handles import _bpf, load_kprobe_prog
 
     fd = load_kprobe_prog()
     path = f"{BPFFS}/h-cli-prog-{os.getpid()}"

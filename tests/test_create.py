@@ -1,9 +1,10 @@
-"""Issue 14 section 1: an emulated map owns its memory from create, as the kernel's does.
+"""Create: arguments, names, backends, the info a map reports, and memory reserved at create.
 
-In a memory cgroup the kernel's BPF_MAP_CREATE fails with ENOMEM for a map that
-does not fit; the emulated create must fail the same way, instead of creating a
-sparse map whose first lookup loop is OOM-killed. RLIMIT_FSIZE (which the kernel
-ignores) must never tear a value nor send SIGXFSZ.
+Python misuse of ``ArrayMap(...)`` is a ``TypeError``/``ValueError`` saying what was
+expected; the kernel's refusals are ``OSError`` with its errno. An emulated map owns
+its memory from create, as the kernel's does: in a memory cgroup a map that does not
+fit fails with ENOMEM at create (compared with the kernel), and RLIMIT_FSIZE (which
+the kernel ignores) never tears a value nor sends SIGXFSZ.
 """
 
 from __future__ import annotations
@@ -15,11 +16,65 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import IN_CI, require_kernel
 
 import bpfmap
+from bpfmap import BPF_F_MMAPABLE, ArrayMap
+
+MM = BPF_F_MMAPABLE
+
+
+@pytest.mark.parametrize("name", ["emulated ", "Kernel", "", "memfd", None, 0])
+def test_bad_backend(name: Any) -> None:
+    with pytest.raises(ValueError, match=r"backend must be 'emulated' or 'kernel', not"):
+        ArrayMap(4, 4, backend=name)
+
+
+@pytest.mark.parametrize("arg", ["value_size", "max_entries", "flags", "key_size"])
+def test_create_args(backend: str, arg: str) -> None:
+    kw: dict[str, Any] = {"value_size": 4, "max_entries": 4, "backend": backend}
+    for bad, exc, msg in [
+        ("4", TypeError, rf"{arg} must be an int, not str"),
+        (4.0, TypeError, rf"{arg} must be an int, not float"),
+        (True, TypeError, rf"{arg} must be an int, not bool"),
+        (None, TypeError, rf"{arg} must be an int, not NoneType"),
+        (-1, ValueError, rf"{arg} must be in 0\.\.4294967295, got -1"),
+        (2**32, ValueError, rf"{arg} must be in 0\.\.4294967295, got {2**32}"),
+    ]:
+        with pytest.raises(exc, match=msg):
+            ArrayMap(**{**kw, arg: bad})
+
+
+def test_create_name_type(backend: str) -> None:
+    for bad in (3, ["a"], bytearray(b"a"), None):
+        with pytest.raises(TypeError, match=r"name must be str or bytes, not"):
+            ArrayMap(4, 4, name=bad, backend=backend)
+
+
+def test_create_errno_is_oserror(backend: str) -> None:
+    with pytest.raises(OSError) as info:
+        ArrayMap(0, 4, backend=backend)
+    assert info.value.errno == errno.EINVAL
+    assert "map create" in str(info.value)
+
+
+def test_info_is_a_named_tuple(backend: str) -> None:
+    with ArrayMap(12, 5, flags=MM, name="probe_info", backend=backend) as m:
+        info = m.info()
+        assert info == (2, m.id, 4, 12, 5, MM, "probe_info")
+        assert info._fields == (
+            "type",
+            "id",
+            "key_size",
+            "value_size",
+            "max_entries",
+            "map_flags",
+            "name",
+        )
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(bpfmap.__file__)))
 
@@ -166,8 +221,6 @@ def test_emulated_memory_is_allocated_at_create() -> None:
     st = os.fstat(m.fd)
     assert st.st_blocks * 512 >= st.st_size == os.sysconf("SC_PAGESIZE") + 8 * (1 << 16)
 
-
-# ------------------------------------------------------------- RLIMIT_FSIZE
 
 FSIZE_SNIPPET = """
     import errno, os, resource, signal
