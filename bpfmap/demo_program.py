@@ -65,10 +65,9 @@ def _emulated() -> None:
             obj.rodata.target_tgid = 1
         except PermissionError as exc:
             print(f"  write .rodata after load: {_errno(exc)}, as on the kernel")
-        try:
-            obj.programs["count_packets"].test_run(bytes(64))
-        except NotImplementedError as exc:
-            print(f"  {exc}")
+        run = obj.programs["count_packets"].test_run(bytes(64), repeat=1000)
+        print(f"  XDP test run x1000 in bpfmap's interpreter: retval {run.retval}, "
+              f"{run.duration_ns} ns each, packets {obj.bss.packets}, bytes {obj.bss.bytes}")
 
 
 def main(kernel_unavailable: str | None) -> None:

@@ -1,5 +1,6 @@
 """`bpfmap demo`: the map tour agrees step by step, and the program part shows a BPF program
-and Python sharing global data on the kernel backend, and the data sections on the emulated one."""
+and Python sharing global data on the kernel backend, and the same on the emulated one, where
+bpfmap's interpreter runs the program."""
 
 from __future__ import annotations
 
@@ -24,3 +25,6 @@ def test_demo_runs_the_program_and_shares_its_globals() -> None:
     assert out.count("write .rodata after load: EPERM (1)") == 2
     assert "a forked child set total = 4242; the parent reads 4242" in out
     assert ".rodata      4 bytes, flags 0x480, frozen, through mmap" in out
+    # The emulated backend runs the same XDP program in bpfmap's interpreter.
+    assert "in bpfmap's interpreter: retval 2," in out
+    assert out.count("packets 1000, bytes 64000") == 2
