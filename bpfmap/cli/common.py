@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 from .json_writer import JsonWriter
 
@@ -247,3 +247,22 @@ class Context:
             self.json.destroy()
             self.json = None
         self.out.flush()
+
+
+def run_command(ctx: Context, body: Callable[[], int]) -> int:
+    """A command's body run as bpftool's main() runs a command: an :class:`Exit` ends it
+    with its code, an OSError no verb reported becomes one error line (never a traceback),
+    and the exit status is bpftool's (the return value & 0xff). A closed stdout
+    (BrokenPipeError) and Ctrl-C are left to ``bpfmap.cli.main``, which handles them once
+    for every command."""
+    try:
+        code = body()
+    except Exit as done:
+        code = done.code
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        code = -errno_of(exc)
+        ctx.p_err(strerror(-code))
+    ctx.finish()
+    return code & 0xFF

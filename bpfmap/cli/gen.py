@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 from .._skeleton import check_class_name, generate
-from .common import Args, Context, Exit, errno_of, is_prefix
+from .common import Args, Context, is_prefix, run_command
 from .object import describe_error, open_object
 
 BIN = "bpfmap"
@@ -117,32 +117,25 @@ def do_skeleton(ctx: Context, args: Args, output: str | None) -> int:
 def main(argv: list[str]) -> int:
     """``bpfmap gen ARGS``."""
     ctx = Context(sys.stdout, sys.stderr, HELP.format(bin=BIN))
-    try:
+
+    def body() -> int:
         try:
-            argv, output = _take_output(list(argv))
+            words, output = _take_output(list(argv))
         except ValueError as exc:
             ctx.p_err(str(exc))
-            raise Exit(-1) from None
-        words = ctx.parse_options(argv)
+            return -1
+        words = ctx.parse_options(words)
         if ctx.json is not None:
             ctx.p_err("'gen' writes Python, not JSON: drop -j/-p")
-            code = -1
-        elif not words:
+            return -1
+        if not words:
             ctx.do_help()
-            code = -1
-        elif is_prefix(words[0], "skeleton"):
-            code = do_skeleton(ctx, Args(words, 1), output)
-        elif is_prefix(words[0], "help"):
-            code = ctx.do_help()
-        else:
-            ctx.p_err(f"unknown verb '{words[0]}' (see '{BIN} gen help')")
-            code = -1
-    except Exit as done:
-        code = done.code
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        code = -errno_of(exc)
-        ctx.p_err(os.strerror(-code))
-    ctx.finish()
-    return code & 0xFF
+            return -1
+        if is_prefix(words[0], "skeleton"):
+            return do_skeleton(ctx, Args(words, 1), output)
+        if is_prefix(words[0], "help"):
+            return ctx.do_help()
+        ctx.p_err(f"unknown verb '{words[0]}' (see '{BIN} gen help')")
+        return -1
+
+    return run_command(ctx, body)

@@ -21,7 +21,7 @@ from typing import Any, Union
 from .. import _constants, _libbpf
 from .._btf import BtfType
 from .._object import BpfObject
-from .common import Args, Context, Exit, errno_of, is_prefix
+from .common import Args, Context, is_prefix, run_command
 from .json_writer import JsonWriter
 
 BIN = "bpfmap"
@@ -322,26 +322,16 @@ VERBS = [("show", do_show), ("list", do_show), ("help", _help)]
 def main(argv: list[str]) -> int:
     """``bpfmap object ARGS``."""
     ctx = Context(sys.stdout, sys.stderr, HELP.format(bin=BIN))
-    try:
+
+    def body() -> int:
         words = ctx.parse_options(list(argv))
         if not words:
             ctx.do_help()
-            code = -1  # a script that lost its verb must not succeed
-        else:
-            args = Args(words, 1)
-            for name, fn in VERBS:
-                if is_prefix(words[0], name):
-                    code = fn(ctx, args)
-                    break
-            else:
-                ctx.p_err(f"unknown verb '{words[0]}' (see '{BIN} object help')")
-                code = -1
-    except Exit as done:
-        code = done.code
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        code = -errno_of(exc)
-        ctx.p_err(os.strerror(-code))
-    ctx.finish()
-    return code & 0xFF
+            return -1  # a script that lost its verb must not succeed
+        for name, fn in VERBS:
+            if is_prefix(words[0], name):
+                return fn(ctx, Args(words, 1))
+        ctx.p_err(f"unknown verb '{words[0]}' (see '{BIN} object help')")
+        return -1
+
+    return run_command(ctx, body)

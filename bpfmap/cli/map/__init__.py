@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ..common import Args, Context, Exit, errno_of, is_prefix, strerror
+from ..common import Args, Context, is_prefix, run_command
 from . import elements
 from .dump import do_dump
 from .lifecycle import do_create, do_event_pipe, do_freeze, do_pin
@@ -105,14 +105,4 @@ def main(argv: list[str]) -> int:
     which handles them once for every command.
     """
     ctx = Context(sys.stdout, sys.stderr, HELP.format(bin=BIN, obj="map"))
-    try:
-        code = run(ctx, list(argv))
-    except Exit as done:
-        code = done.code
-    except BrokenPipeError:
-        raise
-    except OSError as exc:  # never a traceback: a failure no verb reported itself
-        code = -errno_of(exc)
-        ctx.p_err(strerror(-code))
-    ctx.finish()
-    return code & 0xFF
+    return run_command(ctx, lambda: run(ctx, list(argv)))
