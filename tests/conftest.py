@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import bpfmap
+from bpfmap import BPF_F_MMAPABLE, ArrayMap
 
 KERNEL_UNAVAILABLE = bpfmap.kernel_unavailable_reason()
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -75,3 +78,48 @@ def both(make: Callable[[str], Any], op: Callable[[Any], Any]) -> tuple[Any, Any
             if hasattr(m, "close"):
                 m.close()
     return results[0], results[1]
+
+
+# -- helpers the map tests share -----------------------------------------------
+
+PAGE = mmap.PAGESIZE
+MM = BPF_F_MMAPABLE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+
+@pytest.fixture
+def m(backend: str) -> Iterator[ArrayMap]:
+    mp = ArrayMap(4, 4, flags=MM, backend=backend)
+    try:
+        yield mp
+    finally:
+        mp.close()
+
+
+def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
+    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
+
+
+def errno_of(fn: Any) -> int:
+    try:
+        fn()
+    except OSError as exc:
+        return int(exc.errno or 0)
+    return 0
+
+
+def address(region: Any) -> int:
+    """The start address of a mapping (the temporary export is released at once)."""
+    from bpfmap._core import ffi
+
+    buf = ffi.from_buffer(region)
+    try:
+        return int(ffi.cast("uintptr_t", buf))
+    finally:
+        ffi.release(buf)
+
+
+def mprotect(region: Any, prot: int, length: int = PAGE) -> int:
+    rc = libc.mprotect(address(region), length, prot)
+    return 0 if rc == 0 else ctypes.get_errno()

@@ -16,7 +16,6 @@ the kernel's batch semantics, case by case, are in the corpus
 from __future__ import annotations
 
 import array
-from collections.abc import Iterator
 
 import pytest
 from conftest import require_kernel
@@ -25,15 +24,6 @@ from bpfmap import BPF_F_MMAPABLE, ArrayMap
 from bpfmap._buffers import fresh_bytearray
 
 MM = BPF_F_MMAPABLE
-
-
-@pytest.fixture
-def m(backend: str) -> Iterator[ArrayMap]:
-    mp = ArrayMap(4, 4, flags=MM, backend=backend)
-    try:
-        yield mp
-    finally:
-        mp.close()
 
 
 def test_batch_count(m: ArrayMap) -> None:

@@ -14,7 +14,7 @@ import array
 import ctypes
 import errno
 import mmap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,15 +26,6 @@ from bpfmap import BPF_F_MMAPABLE, ArrayMap, TypedArray
 from bpfmap import _constants as C
 
 MM = BPF_F_MMAPABLE
-
-
-@pytest.fixture
-def m(backend: str) -> Iterator[ArrayMap]:
-    mp = ArrayMap(4, 4, flags=MM, backend=backend)
-    try:
-        yield mp
-    finally:
-        mp.close()
 
 
 #: every API entry point that takes a key, as ``call(map, key)``

@@ -19,46 +19,17 @@ import os
 import signal
 import struct
 from multiprocessing.connection import Connection
-from typing import Any
 
 import pytest
-from conftest import require_kernel
+from conftest import address, errno_of, mprotect, new_map, require_kernel
 
 import bpfmap
-from bpfmap import BPF_F_MMAPABLE, ArrayMap
+from bpfmap import ArrayMap
 
 PAGE = mmap.PAGESIZE
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-
-
-def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
-    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
-
-
-def address(region: Any) -> int:
-    """The start address of a mapping (the temporary export is released at once)."""
-    from bpfmap._core import ffi
-
-    buf = ffi.from_buffer(region)
-    try:
-        return int(ffi.cast("uintptr_t", buf))
-    finally:
-        ffi.release(buf)
-
-
-def errno_of(fn: Any) -> int:
-    try:
-        fn()
-    except OSError as exc:
-        return int(exc.errno or 0)
-    return 0
-
-
-def mprotect(region: Any, prot: int, length: int = PAGE) -> int:
-    rc = libc.mprotect(address(region), length, prot)
-    return 0 if rc == 0 else ctypes.get_errno()
 
 
 def test_readonly_mapping_never_counts_and_cannot_be_upgraded(backend: str) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import new_map
 
 from bpfmap import BPF_F_MMAPABLE, ArrayMap
 
@@ -280,10 +281,6 @@ def test_with(backend: str) -> None:
     with pytest.raises(RuntimeError), ArrayMap(4, 4, backend=backend) as m2:
         raise RuntimeError("boom")
     assert m2.closed
-
-
-def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
-    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
 
 
 def test_from_fd_rejects_other_descriptors() -> None:

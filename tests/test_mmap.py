@@ -17,24 +17,14 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
+from conftest import errno_of, new_map
 
 from bpfmap import BPF_F_MMAPABLE, ArrayMap, MapRegion
 
 MM = BPF_F_MMAPABLE
-
-
-@pytest.fixture
-def m(backend: str) -> Iterator[ArrayMap]:
-    mp = ArrayMap(4, 4, flags=MM, backend=backend)
-    try:
-        yield mp
-    finally:
-        mp.close()
 
 
 def test_mmap_arg_misuse(m: ArrayMap) -> None:
@@ -73,18 +63,6 @@ def test_closing_keeps_regions(backend: str) -> None:
 
 
 PAGE = mmap.PAGESIZE
-
-
-def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
-    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
-
-
-def errno_of(fn: Any) -> int:
-    try:
-        fn()
-    except OSError as exc:
-        return int(exc.errno or 0)
-    return 0
 
 
 def test_region_behaves_like_mmap(backend: str) -> None:

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import require_kernel
+from conftest import errno_of, new_map, require_kernel
 
 import bpfmap
-from bpfmap import BPF_F_MMAPABLE, ArrayMap
+from bpfmap import ArrayMap
 from bpfmap import _pin as pin_mod
 
 BPFFS = "/sys/fs/bpf"
@@ -689,18 +689,6 @@ def test_holders_killed_while_pinning_lose_no_pin(tmp_path: Any, own_holder: str
 
 
 # ------------------------- on both backends: lifetime, read-only handles, errors
-
-
-def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
-    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
-
-
-def errno_of(fn: Any) -> int:
-    try:
-        fn()
-    except OSError as exc:
-        return int(exc.errno or 0)
-    return 0
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import socket
 import struct
 
 import pytest
+from conftest import new_map
 
 from bpfmap import BPF_F_MMAPABLE, ArrayMap
 
@@ -53,10 +54,6 @@ def test_subclasses_pass_through_multiprocessing_too() -> None:
     assert other[0] == b"subclass"
     with pytest.raises(TypeError):
         pickle.dumps(m)
-
-
-def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
-    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
 
 
 def _child_update(m: ArrayMap, key: int, value: bytes) -> None:

@@ -37,6 +37,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import pytest
+from conftest import errno_of, mprotect, new_map
 
 import bpfmap
 from bpfmap import BPF_F_MMAPABLE, BPF_F_RDONLY, BPF_F_WRONLY, ArrayMap
@@ -227,34 +228,6 @@ PAGE = mmap.PAGESIZE
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-
-
-def new_map(backend: str, value_size: int = 8, max_entries: int = 1024, flags: int = 0) -> ArrayMap:
-    return ArrayMap(value_size, max_entries, flags=flags | BPF_F_MMAPABLE, backend=backend)
-
-
-def address(region: Any) -> int:
-    """The start address of a mapping (the temporary export is released at once)."""
-    from bpfmap._core import ffi
-
-    buf = ffi.from_buffer(region)
-    try:
-        return int(ffi.cast("uintptr_t", buf))
-    finally:
-        ffi.release(buf)
-
-
-def errno_of(fn: Any) -> int:
-    try:
-        fn()
-    except OSError as exc:
-        return int(exc.errno or 0)
-    return 0
-
-
-def mprotect(region: Any, prot: int, length: int = PAGE) -> int:
-    rc = libc.mprotect(address(region), length, prot)
-    return 0 if rc == 0 else ctypes.get_errno()
 
 
 def _open_as_nobody(path: str, fd: int, owner: int, owner_fd: int, conn: Connection) -> None:
