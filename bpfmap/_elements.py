@@ -3,10 +3,7 @@ container protocol built on them."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from resource import RLIMIT_FSIZE as _RLIMIT_FSIZE
-from resource import getrlimit as _getrlimit
 from typing import Any
 
 from ._args import bad_args, check_uint, exact_ints
@@ -24,7 +21,6 @@ _update = lib.bpfmap_update
 _unpack = ffi.unpack
 _from_buffer = ffi.from_buffer
 _release = ffi.release
-_pwrite = os.pwrite
 
 
 class ElementOps(MapHandle):
@@ -107,20 +103,10 @@ class ElementOps(MapHandle):
             and type(flags) is int
             and len(value) == self._value_size
         ):
-            # The common call: exact types, a bytes value of the right size.
-            f = self._fast
-            if f.writes and flags is _NO_FLAGS and 0 <= key < f.writes:
-                off = f.offset + key * f.stride
-                # A write past RLIMIT_FSIZE would be cut short (a torn value), or
-                # raise SIGXFSZ: then the C core refuses it before writing (EFBIG).
-                limit = _getrlimit(_RLIMIT_FSIZE)[0]
-                try:
-                    if (limit < 0 or off + f.value_size <= limit) and _pwrite(
-                        f.fd, value, off
-                    ) == f.value_size:
-                        return
-                except OSError:
-                    pass  # e.g. EPERM once frozen: the C core below gives the errno
+            # The common call: exact types, a bytes value of the right size, straight to
+            # the C core. (An emulated update is one pwrite() there, after the
+            # RLIMIT_FSIZE check that keeps a value whole: a Python pwrite() would need the
+            # same getrlimit() and measured no faster, so there is no Python fast path.)
             h = self._h
             if h is None:
                 raise closed_error()

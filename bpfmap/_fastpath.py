@@ -1,12 +1,12 @@
 """The emulated backend's fast path: the common calls served without the C core.
 
 For an emulated map, the C core reads a value from the handle's private
-read-only view of the memfd and writes one with ``pwrite()`` (csrc/arraymap.c).
-When a call is the common case (an exact int key in range, flags 0, a handle
-with the access, a value of ``value_size`` bytes), Python can do the very same:
-slice the view, or ``os.pwrite()`` the value, so ``freeze`` (``F_SEAL_WRITE``)
-stays exact. Anything else, and any ``pwrite()`` failure, goes through the C
-core, which decides the errno.
+read-only view of the memfd (csrc/arraymap.c). When a read is the common case
+(an exact int key in range, flags 0, a readable handle), Python can do the very
+same: slice the view (lookup, lookup_into, items, get_next_key). Anything else
+goes through the C core, which decides the errno. Writes always go through the
+C core: its one ``pwrite()`` comes after the ``RLIMIT_FSIZE`` check that keeps a
+value whole, and Python doing the same measured no faster.
 
 :class:`FastPath` holds everything those calls use. An ``ArrayMap`` has one:
 ``FastPath.serve(handle)`` for an emulated handle, :data:`OFF` for a kernel map,
@@ -52,33 +52,27 @@ class _ClosedView:
 class FastPath:
     """What the emulated fast paths of one handle use.
 
-    ``reads``/``writes``: how many keys the lookup/update fast paths serve (0:
-    none, every call goes through the C core). ``view``: the values, as a buffer
-    whose slices are bytes (value ``k`` at ``k * stride``); ``base``: the same
-    as a cffi pointer. ``fd``/``offset``: where ``pwrite()`` writes value 0.
+    ``reads``: how many keys the read fast paths serve (0: none, every call goes
+    through the C core). ``view``: the values, as a buffer whose slices are bytes
+    (value ``k`` at ``k * stride``); ``base``: the same as a cffi pointer.
     ``pack_into(buffer, 0, value)`` copies a value into the front of a buffer.
     """
 
-    __slots__ = ("reads", "writes", "view", "base", "fd", "offset", "stride", "value_size",
-                 "pack_into", "handle")
+    __slots__ = ("reads", "view", "base", "stride", "value_size", "pack_into", "handle")
 
     reads: int
-    writes: int
     view: Any
     base: Any
-    fd: int
-    offset: int
     stride: int
     value_size: int
     pack_into: Any
     handle: Any
 
     def __init__(self) -> None:
-        self.reads = self.writes = 0
+        self.reads = 0
         self.view = _ClosedView()
         self.base = ffi.NULL
-        self.fd = -1
-        self.offset = self.stride = self.value_size = 0
+        self.stride = self.value_size = 0
         self.pack_into = None
         self.handle = None
 
@@ -102,10 +96,6 @@ class FastPath:
             # races the slice in another thread.
             keeper = ffi.gc(ffi.cast("char *", f.base), lambda _p, _h=h: None)
             f.view = ffi.buffer(keeper, f.reads * f.stride)
-        if h.access != os.O_RDONLY:
-            f.writes = int(h.max_entries)
-            f.fd = int(h.fd)
-            f.offset = int(h.page_size)
         return f
 
 

@@ -224,6 +224,6 @@ def _print_report(
         print("targets (ratios from this run):")
         for t in tgts:
             print("  " + t.line())
-    print(f"  freeze after fast-path updates: {meta['freeze_check']}")
+    print(f"  freeze after updates: {meta['freeze_check']}")
     for line in skipped_lines(results):
         print(line)

@@ -41,7 +41,7 @@ def ratio_of(a: float | None, b: float | None) -> float | None:
 
 
 def freeze_check() -> str:
-    """Freeze stays exact after fast-path updates: succeeds, then update is EPERM."""
+    """Freeze stays exact after updates: succeeds, then update is EPERM."""
     m = ArrayMap(8, 4, flags=BPF_F_MMAPABLE)
     try:
         m.update(1, b"\x01" * 8)
