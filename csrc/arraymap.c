@@ -180,7 +180,7 @@ int array_update_batch(const struct bpfmap *m, const uint32_t *keys, const void 
                        uint32_t *count, uint64_t elem_flags, uint64_t flags)
 {
     uint32_t max_count, i, run;
-    int err;
+    int err, one_by_one = 0;
     (void)flags;
     if (!handle_can_write(m) || emu_frozen(m) > 0)
         return -EPERM; /* bpf_map_do_batch() */
@@ -197,16 +197,19 @@ int array_update_batch(const struct bpfmap *m, const uint32_t *keys, const void 
     for (i = 0; i < max_count; i += run) {
         if (keys[i] >= m->max_entries)
             return -E2BIG;
-        run = m->value_size == m->elem_size
+        run = m->value_size == m->elem_size && !one_by_one
                   ? consecutive_keys(keys + i, max_count - i, m->max_entries)
                   : 1;
-        /* A run past RLIMIT_FSIZE goes element by element: the batch stops at
-         * the first element that does not fit, as the kernel's would. */
-        if (run > 1 &&
-            emu_fsize_check(value_file_offset(m, keys[i]) + (uint64_t)run * m->value_size))
-            run = 1;
         err = emu_pwrite_all(m->fd, (const char *)values + (size_t)i * m->value_size,
-                         (size_t)run * m->value_size, value_file_offset(m, keys[i]));
+                             (size_t)run * m->value_size, value_file_offset(m, keys[i]));
+        /* A run past RLIMIT_FSIZE (refused whole by emu_pwrite_all, before any
+         * byte) goes again element by element: the batch then stops at the
+         * first element that does not fit, as the kernel's would. */
+        if (err == -EFBIG && run > 1) {
+            one_by_one = 1;
+            run = 0; /* the loop's i += run: again from the same element */
+            continue;
+        }
         if (err)
             return err;
         *count = i + run;
