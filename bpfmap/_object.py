@@ -355,17 +355,19 @@ def _read_object_file(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, f"open {path}: not a regular file")
         if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, f"open {path}: not a regular file") \
-                if stat.S_ISDIR(st.st_mode) else \
-                OSError(errno.EINVAL, f"open {path}: not a regular file")
+            raise OSError(errno.EINVAL, f"open {path}: not a regular file")
         if st.st_size > _MAX_OBJECT_SIZE:
             raise OSError(errno.EFBIG, f"open {path}: {st.st_size} bytes, more than a BPF "
                           f"object ({_MAX_OBJECT_SIZE >> 20} MiB at most)")
         chunks = []
+        total = 0
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
-            if sum(map(len, chunks)) > _MAX_OBJECT_SIZE:
+            total += len(chunk)
+            if total > _MAX_OBJECT_SIZE:
                 raise OSError(errno.EFBIG, f"open {path}: grew past {_MAX_OBJECT_SIZE >> 20} MiB")
         return b"".join(chunks)
     finally:
