@@ -1,7 +1,7 @@
 """Pinning: bpffs for kernel maps; for emulated maps, a pin file and the user's pin holder.
 
 An emulated pin is a regular file, mode 0600, that names the holder process
-keeping its map (``_pinholder.py``: one per user, not one per pin). The holder
+keeping its map (``_pinholder/``: one per user, not one per pin). The holder
 knows the pin by the file's inode, so the pin lives exactly as long as a link to
 that file exists, whatever it is renamed to, as a bpffs pin does. Opening the pin
 sends the holder the file opened with the access asked for (so the file's
@@ -29,8 +29,9 @@ from pathlib import Path
 
 from ._bindings import error, lib
 from ._constants import BPF_F_RDONLY
+from ._pinholder import LAUNCH
 
-HOLDER = str(Path(__file__).with_name("_pinholder.py"))
+PACKAGE_DIR = str(Path(__file__).parent)  # where the holder finds its package, _pinholder
 PYTHON = sys.executable  # runs the holder: any Python 3.9+ (it needs the stdlib only)
 MAGIC = b"bpfmap emulated pin\n"
 PATH_MAX = 4096
@@ -207,7 +208,7 @@ def _base_name() -> str:
 def _start_holder(name: str, what: str) -> None:
     """Start a holder bound at ``name``; returns once it listens (or another one does)."""
     proc = subprocess.Popen(
-        [PYTHON, "-I", HOLDER, name],
+        [PYTHON, "-I", "-c", LAUNCH, PACKAGE_DIR, name],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -426,7 +427,7 @@ def _why_unreachable(fd: int) -> str:
         try:
             theirs = os.readlink(f"/proc/{int(pid)}/ns/net")
             with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
-                holder = os.path.basename(HOLDER).encode() in f.read()
+                holder = b"_pinholder" in f.read()
             if holder and theirs != os.readlink("/proc/self/ns/net"):
                 return (f"its holder (pid {int(pid)}) runs in another network namespace, "
                         "whose sockets cannot be reached from this one")
