@@ -7,7 +7,7 @@ import sys
 
 from ..common import Args, Context, errno_of, strerror
 from .elements import print_entry, print_entry_error
-from .handles import Info, Map, array_of, parse_maps
+from .handles import Info, Map, array_of, each_of, parse_maps
 from .show import show_header_json, show_header_plain
 
 
@@ -60,11 +60,7 @@ def do_dump(ctx: Context, args: Args) -> int:
     if not maps:
         return -1
     err = -1
-    jw = ctx.json
-    many = len(maps) > 1
-    if jw is not None and many:
-        jw.start_array()
-    try:
+    with each_of(ctx, maps) as many:
         for i, m in enumerate(maps):
             try:
                 info = m.info()
@@ -72,13 +68,8 @@ def do_dump(ctx: Context, args: Args) -> int:
                 ctx.p_err(f"can't get map info: {strerror(errno_of(exc))}")
                 break
             err = _dump_map(ctx, m, info, many)
-            if jw is None and i != len(maps) - 1:
+            if ctx.json is None and i != len(maps) - 1:
                 ctx.print("\n")
             if err:
                 break
-    finally:
-        for m in maps:
-            m.close()
-    if jw is not None and many:
-        jw.end_array()
     return err

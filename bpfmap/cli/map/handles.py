@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from ... import _bindings, _pin
@@ -280,6 +282,24 @@ def parse_maps(ctx: Context, args: Args) -> list[Map] | None:
     shown = "(null)" if word is None else word
     ctx.p_err(f"expected 'id', 'name' or 'pinned', got: '{shown}'?")
     return None
+
+
+@contextmanager
+def each_of(ctx: Context, maps: list[Map]) -> Iterator[bool]:
+    """The frame bpftool's show and dump put around several maps: one JSON array
+    (when there are several), and every descriptor closed after, whatever happens.
+    Yields whether there are several."""
+    jw = ctx.json
+    many = len(maps) > 1
+    if jw is not None and many:
+        jw.start_array()
+    try:
+        yield many
+    finally:
+        for m in maps:
+            m.close()
+    if jw is not None and many:
+        jw.end_array()
 
 
 def parse_map(ctx: Context, args: Args) -> Map | None:

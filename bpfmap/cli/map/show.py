@@ -7,7 +7,7 @@ import errno
 from ..common import Args, Context, errno_of, strerror
 from ..json_writer import JsonWriter
 from ..libc import atoll, s32
-from .handles import Info, Map, map_by_id, next_map_id, parse_maps
+from .handles import Info, Map, each_of, map_by_id, next_map_id, parse_maps
 
 #: libbpf_bpf_prog_type_str(): index = enum bpf_prog_type (for prog_array owners).
 PROG_TYPES = (
@@ -150,11 +150,7 @@ def _show_subset(ctx: Context, args: Args) -> int:
     if not maps:
         return -1
     err = -1
-    jw = ctx.json
-    many = len(maps) > 1
-    if jw is not None and many:
-        jw.start_array()
-    try:
+    with each_of(ctx, maps):
         for m in maps:
             try:
                 info = m.info()
@@ -164,11 +160,6 @@ def _show_subset(ctx: Context, args: Args) -> int:
                 break
             err = 0
             show_map(ctx, m, info)
-    finally:
-        for m in maps:
-            m.close()
-    if jw is not None and many:
-        jw.end_array()
     return err
 
 
