@@ -107,6 +107,7 @@ class BatchOps(MapHandle):
             ffi.release(key_buf)
             ffi.release(val_buf)
         if rc and rc != -errno.ENOENT:
+            del keys[:], values[:]  # unwritten: not even a traceback's frame may show them
             raise error(rc, "lookup_batch")
         got = int(cnt[0])
         del keys[got:]
@@ -153,6 +154,7 @@ class BatchOps(MapHandle):
             if val_buf is not None:
                 ffi.release(val_buf)
         if rc and rc != -errno.ENOENT:
+            del keys[:], values[:]  # unwritten: not even a traceback's frame may show them
             raise error(rc, "lookup_batch")
         got = int(cnt[0])
         return BatchCount(got, int(out[0]) if got else None, rc == -errno.ENOENT)

@@ -126,6 +126,24 @@ def _ctypes_routes() -> tuple[Callable[..., Any] | None, Callable[..., Any] | No
 _new_bytearray, _madvise = _ctypes_routes()
 
 
+def _address(buf: Any) -> int:
+    c = ffi.from_buffer(buf)
+    try:
+        return int(ffi.cast("uintptr_t", c))
+    finally:
+        ffi.release(c)
+
+
+def _advise_huge(addr: int, nbytes: int) -> None:
+    """MADV_HUGEPAGE on the 2 MiB pages wholly inside [addr, addr + nbytes), from 32 MiB."""
+    if _madvise is None or nbytes < _HUGE_MIN:
+        return
+    start = (addr + _HUGE_PAGE - 1) & ~(_HUGE_PAGE - 1)
+    end = (addr + nbytes) & ~(_HUGE_PAGE - 1)
+    if end > start:
+        _madvise(start, end - start, _MADV_HUGEPAGE)  # a hint: its result changes nothing
+
+
 def fresh_bytearray(nbytes: int) -> bytearray:
     """A new ``bytearray`` of ``nbytes`` whose contents are NOT initialized.
 
@@ -138,19 +156,21 @@ def fresh_bytearray(nbytes: int) -> bytearray:
     From 32 MiB on, the buffer is glibc's own new mapping (see ``_HUGE_MIN``): it is
     advised ``MADV_HUGEPAGE`` before its first touch, so that the kernel backs it with
     2 MiB pages (one fault and one clear per 2 MiB instead of 512 faults), as NumPy
-    does for its own large arrays. The hint changes no byte and fails harmlessly.
+    does for its own large arrays. The hint changes no byte and fails harmlessly. It
+    is made 4 MiB larger, then cut at both ends, so that its bytes start and end on
+    2 MiB boundaries: a partial 2 MiB page at either end would be faulted 4 KiB at a
+    time (the first one is touched by glibc's chunk header before any advice). A cut
+    at the front only moves ``bytearray``'s logical start, and one of less than half
+    at the end keeps its allocation: neither moves a byte.
     """
     if _new_bytearray is None or nbytes < _UNINIT_MIN:
         return bytearray(nbytes)
-    buf: bytearray = _new_bytearray(None, nbytes)
-    if _madvise is not None and nbytes >= _HUGE_MIN:
-        c = ffi.from_buffer(buf)
-        try:
-            addr = int(ffi.cast("uintptr_t", c))
-        finally:
-            ffi.release(c)
-        start = (addr + _HUGE_PAGE - 1) & ~(_HUGE_PAGE - 1)
-        end = (addr + nbytes) & ~(_HUGE_PAGE - 1)
-        if end > start:
-            _madvise(start, end - start, _MADV_HUGEPAGE)  # a hint: its result changes nothing
+    if nbytes < _HUGE_MIN or _madvise is None:
+        buf: bytearray = _new_bytearray(None, nbytes)
+        return buf
+    buf = _new_bytearray(None, nbytes + 2 * _HUGE_PAGE)
+    addr = _address(buf)
+    _advise_huge(addr, nbytes + 2 * _HUGE_PAGE)
+    del buf[: -addr % _HUGE_PAGE]  # to the first 2 MiB boundary
+    del buf[nbytes:]
     return buf

@@ -102,7 +102,7 @@ def _filled(backend: str, value_size: int, entries: int) -> tuple[ArrayMap, byte
 @pytest.mark.parametrize(
     ("value_size", "entries"),
     [(8, 3), (8, 2048), (8, 2049), (12, 1500), (4, 5000), (8, (32 << 20) // 8 + 77),
-     (12, (32 << 20) // 12 + 5)],
+     (12, (32 << 20) // 12 + 5), (4, (32 << 20) // 4 + 3)],
 )
 def test_lookup_batch_returns_exactly_the_values(backend: str, value_size: int,
                                                  entries: int) -> None:
@@ -131,10 +131,30 @@ def test_lookup_batch_returns_exactly_the_values(backend: str, value_size: int,
             assert rest.keys == array.array("I", range(half, entries))
 
 
-@pytest.mark.parametrize("nbytes", [0, 1, 100, (16 << 10) - 1, 16 << 10, 1 << 20, 32 << 20])
+@pytest.mark.parametrize(
+    "nbytes", [0, 1, 100, (16 << 10) - 1, 16 << 10, 1 << 20, 32 << 20, (32 << 20) + 4097]
+)
 def test_fresh_bytearray_has_the_size_asked(nbytes: int) -> None:
     b = fresh_bytearray(nbytes)
     assert type(b) is bytearray and len(b) == nbytes
     b[:] = b"\x5a" * nbytes  # writable, resizable, an ordinary bytearray
     del b[nbytes // 2 :]
-    assert b == b"\x5a" * (nbytes // 2)
+    b += b"\xa5"  # grows as any bytearray (from 32 MiB on it was cut at both ends)
+    assert b == b"\x5a" * (nbytes // 2) + b"\xa5"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_failed_lookup_batch_keeps_no_unwritten_bytes(backend: str) -> None:
+    _backend(backend)
+    with ArrayMap(8, 8192, backend=backend, name="h_batch_fail") as m:
+        with pytest.raises(OSError) as raised:
+            m.lookup_batch(elem_flags=1)  # EINVAL from the C core or the kernel
+        tb = raised.tb
+        frames = []
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        (frame,) = [f for f in frames if f.f_code.co_name == "lookup_batch"]
+        # The buffers made for the result were emptied before the raise.
+        keys, values = frame.f_locals["keys"], frame.f_locals["values"]
+        assert (type(keys), len(keys), type(values), len(values)) == (array.array, 0, bytearray, 0)
