@@ -29,9 +29,9 @@ from pathlib import Path
 
 from ._bindings import error, lib
 from ._constants import BPF_F_RDONLY
-from ._pinholder import LAUNCH
+from ._pinholder import LAUNCH, MARK
 
-PACKAGE_DIR = str(Path(__file__).parent)  # where the holder finds its package, _pinholder
+HOLDER_DIR = str(Path(__file__).with_name("_pinholder"))  # what the holder runs
 PYTHON = sys.executable  # runs the holder: any Python 3.9+ (it needs the stdlib only)
 MAGIC = b"bpfmap emulated pin\n"
 PATH_MAX = 4096
@@ -208,7 +208,7 @@ def _base_name() -> str:
 def _start_holder(name: str, what: str) -> None:
     """Start a holder bound at ``name``; returns once it listens (or another one does)."""
     proc = subprocess.Popen(
-        [PYTHON, "-I", "-c", LAUNCH, PACKAGE_DIR, name],
+        [PYTHON, "-I", "-B", "-c", LAUNCH, HOLDER_DIR, name],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -427,7 +427,7 @@ def _why_unreachable(fd: int) -> str:
         try:
             theirs = os.readlink(f"/proc/{int(pid)}/ns/net")
             with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
-                holder = b"_pinholder" in f.read()
+                holder = MARK in f.read()
             if holder and theirs != os.readlink("/proc/self/ns/net"):
                 return (f"its holder (pid {int(pid)}) runs in another network namespace, "
                         "whose sockets cannot be reached from this one")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -753,3 +754,57 @@ def test_pin_errors(backend: str, tmp_path: Any) -> None:
         assert errno_of(lambda: m.pin(str(tmp_path / "outside"))) == errno.EPERM  # P04
     else:
         assert errno_of(lambda: m.pin("/sys/fs/bpf/bpfmap_emulated")) == errno.EINVAL
+
+
+def test_the_holder_imports_nothing_from_beside_its_package(tmp_path: Any) -> None:
+    """The launch adds nothing to sys.path: a file named after a standard library
+    module, next to the holder's package or inside it, is never imported."""
+    from bpfmap import _pinholder
+
+    pkg = tmp_path / "_pinholder"
+    shutil.copytree(os.path.dirname(_pinholder.__file__), pkg,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for where in (tmp_path, pkg):
+        for name in ("socket", "types", "struct", "select"):
+            (where / f"{name}.py").write_text("raise SystemExit('shadowed')\n")
+    name = f"bpfmap-test-shadow-{os.getpid()}-{time.monotonic_ns()}"
+    out = subprocess.run([sys.executable, "-I", "-B", "-c", _pinholder.LAUNCH, str(pkg), name],
+                         capture_output=True, timeout=60, check=True).stdout.split()
+    assert out[:1] == [b"ok"], out
+    pid = int(out[1])
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert _pinholder.MARK in f.read()  # how a stale pin's message recognises it
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect("\0" + name)
+        s.send(b"ping")
+        assert s.recv(200).split()[:2] == [b"ok", str(pid).encode()]
+        s.close()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert not list(pkg.glob("__pycache__"))  # -B: no bytecode written beside it
+
+
+def test_a_standby_whose_primary_dies_mid_frame_takes_over() -> None:
+    """The standby's follow loop returns (takes over) at an end of file in the middle of
+    a frame, closing what came with it, instead of waiting for the rest forever."""
+    from bpfmap._pinholder.pins import PinTable
+    from bpfmap._pinholder.standby import follow
+    from bpfmap._pinholder.wire import MIRROR
+
+    primary, standby = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    told: list[bytes] = []
+    table = PinTable(lambda what, key, fds: told.append(what))
+    r, w = os.pipe()
+    socket.send_fds(primary, [MIRROR.pack(b"a", 1, 2)], [r, w])  # a whole frame: a pin
+    primary.send(MIRROR.pack(b"d", 1, 2)[:5])  # then half of one, and the primary is gone
+    primary.close()
+    os.close(r)
+    os.close(w)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (follow(standby, table), done.set()), daemon=True)
+    t.start()
+    assert done.wait(60), "the standby waits forever for the rest of a frame"
+    assert (1, 2) in table and table[(1, 2)].orphan  # the pin it was told of, judged later
+    table.drop((1, 2))  # closes the two descriptors it received
+    assert told == [b"d"]

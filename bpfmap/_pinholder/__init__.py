@@ -19,15 +19,24 @@ namespace; one message is one request (``holder.py``, the wire format in
 It binds NAME (where clients pin) and NAME/INSTANCE (named in its pin files, where
 clients open them), and exits when it holds no pin and no client is connected.
 
-How it starts (``bpfmap._pin.start_holder``): ``python -I -c LAUNCH BPFMAP_DIR NAME``,
-where LAUNCH puts the ``bpfmap`` directory first on ``sys.path`` and calls
-``_pinholder.daemon.main(NAME)``: this package alone, as a top-level package, without
-``bpfmap/__init__`` (no C core, no cffi in a long-lived daemon), and isolated from
-the user's environment (``-I``). Its modules therefore import only the standard
-library and each other, relatively. ``daemon.main`` prints one line on stdout:
-``ok PID INSTANCE`` or ``err ERRNO``.
+How it starts (``bpfmap._pin._start_holder``): ``python -I -B -c LAUNCH DIR NAME``,
+where DIR is this package's directory and LAUNCH loads it from there as the top-level
+package ``_pinholder`` and calls ``_pinholder.daemon.main(NAME)``: this package alone,
+without ``bpfmap/__init__`` (no C core, no cffi in a long-lived daemon), isolated from
+the user's environment (``-I``), writing no bytecode cache (``-B``). Nothing is added
+to ``sys.path``, so no file beside the package can stand in for a standard library
+module. Its modules therefore import only the standard library and each other,
+relatively. ``daemon.main`` prints one line on stdout: ``ok PID INSTANCE`` or
+``err ERRNO``.
 """
 
-#: What starts a holder: ``python -I -c LAUNCH BPFMAP_DIR NAME``.
-LAUNCH = ("import sys; sys.path.insert(0, sys.argv[1]); "
-          "from _pinholder.daemon import main; main(sys.argv[2])")
+#: What starts a holder: ``python -I -B -c LAUNCH DIR NAME`` (DIR: this package's directory).
+LAUNCH = (
+    "import sys, importlib.util as u; "
+    "s = u.spec_from_file_location('_pinholder', sys.argv[1] + '/__init__.py', "
+    "submodule_search_locations=[sys.argv[1]]); "
+    "m = u.module_from_spec(s); sys.modules['_pinholder'] = m; s.loader.exec_module(m); "
+    "from _pinholder.daemon import main; main(sys.argv[2])"
+)
+#: What a holder's command line contains (``/proc/PID/cmdline``).
+MARK = b"_pinholder.daemon"

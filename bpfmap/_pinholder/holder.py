@@ -165,7 +165,11 @@ class Holder:
             raise
         if pid:
             theirs.close()
-            self.mirror.attach(ours, pid, self.ep)
+            try:
+                self.mirror.attach(ours, pid, self.ep)
+            except OSError:  # not polled, it could not be told dead: none rather than that
+                self.mirror.lose()
+                raise
             return
         ours.close()
         try:
@@ -180,6 +184,7 @@ class Holder:
         for c in self.conns.values():
             c.sock.close()  # the primary's clients: their end of file must not wait for us
         self.conns.clear()
+        self.mirror.forget()
         self.table.stop_watching()
         self.table.orphan_pending()
         follow(link, self.table)

@@ -66,7 +66,12 @@ class PinTable:
 
     def add(self, key: Key, map_fd: int, file_fd: int, pending: object) -> Pin:
         """Keep duplicates of the two descriptors (the caller closes its own)."""
-        p = Pin(os.dup(map_fd), os.dup(file_fd), pending)
+        mine = os.dup(map_fd)
+        try:
+            p = Pin(mine, os.dup(file_fd), pending)
+        except OSError:
+            os.close(mine)
+            raise
         self.pins[key] = p
         self.tell(b"a", key, [p.map_fd, p.file_fd])
         self.watch(key)

@@ -28,9 +28,14 @@ class Mirror:
         self.ep: select.epoll | None = None  # where the primary polls ``sock``
 
     def attach(self, sock: socket.socket, pid: int, ep: select.epoll) -> None:
+        self.sock, self.pid = sock, pid  # lose() undoes both, whatever fails next
         sock.setblocking(False)
-        self.sock, self.pid, self.ep = sock, pid, ep
         ep.register(sock.fileno(), select.EPOLLIN)  # readable: the standby died
+        self.ep = ep
+
+    def forget(self) -> None:
+        """In a new standby: no standby of its own yet (the primary's state, not ours)."""
+        self.sock, self.pid, self.ep = None, 0, None
 
     def send(self, what: bytes, key: Key, fds: list[int] | None = None) -> None:
         if self.sock is None:
@@ -46,9 +51,10 @@ class Mirror:
     def lose(self) -> None:
         if self.sock is not None:
             if self.ep is not None:
-                self.ep.unregister(self.sock.fileno())
+                with contextlib.suppress(OSError):
+                    self.ep.unregister(self.sock.fileno())
             self.sock.close()
-            self.sock = None
+            self.sock, self.ep = None, None
         if self.pid:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
@@ -63,13 +69,17 @@ def follow(sock: socket.socket, table: PinTable) -> None:
     Returns when it is (end of file: take over); exits when the primary quits.
     """
     while True:
+        fds: list[int] = []
         try:
             frame, fds, _ = recv(sock, MIRROR.size)
             while frame and len(frame) < MIRROR.size:
-                frame += sock.recv(MIRROR.size - len(frame))
+                more = sock.recv(MIRROR.size - len(frame))
+                frame = frame + more if more else b""  # b"": it died in the middle of a frame
         except OSError:
-            break
-        if not frame:
+            frame = b""
+        if len(frame) < MIRROR.size:  # end of file, whole or in a frame: take over
+            for fd in fds:
+                os.close(fd)
             break
         what, dev, ino = MIRROR.unpack(frame)
         if what == b"a" and len(fds) == 2:
