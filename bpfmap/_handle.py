@@ -44,7 +44,7 @@ class MapHandle:
     _h: Any
     _value_size: int
     _fast: FastPath
-    _spare: list[Any]  # value-sized C buffers for the C core path of lookup
+    _spare: list[Any]  # spares for the C core path of lookup: see ElementOps._new_spare
 
     def _adopt(self, raw: Any) -> None:
         # The handle is released (fd closed, view unmapped) when the last

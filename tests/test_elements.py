@@ -179,8 +179,13 @@ def test_update_value_buffers(m: ArrayMap, good: Any) -> None:
         (memoryview(bytearray(8))[::2], ValueError, r"buffer must be a contiguous buffer"),
         ("abcd", TypeError, r"buffer must be a writable bytes-like object, not str"),
         (None, TypeError, r"buffer must be a writable bytes-like object, not NoneType"),
+        # NumPy refuses these exports with its own ValueError: the message is still ours
+        (np.frombuffer(bytes(4), np.uint8), TypeError, r"buffer must be writable"),
+        (np.zeros(8, np.uint8)[::2], ValueError, r"buffer must be a contiguous buffer"),
+        (np.zeros((2, 2), np.uint8, order="F"), ValueError, r"must be a contiguous buffer"),
     ],
-    ids=["too-small", "empty", "bytes", "readonly-view", "strided", "str", "None"],
+    ids=["too-small", "empty", "bytes", "readonly-view", "strided", "str", "None",
+         "numpy-readonly", "numpy-strided", "numpy-fortran"],
 )
 def test_lookup_into_misuse(m: ArrayMap, buf: Any, exc: type, msg: str) -> None:
     with pytest.raises(exc, match=msg):
@@ -198,6 +203,9 @@ def test_lookup_into_buffers(m: ArrayMap) -> None:
     arr = array.array("B", bytes(4))
     m.lookup_into(1, arr)
     assert arr.tobytes() == b"wxyz"
+    words = np.zeros(1, np.uint32)  # any writable contiguous buffer, whatever its format
+    m.lookup_into(1, words)
+    assert words.tobytes() == b"wxyz"
 
 
 def test_container_protocol(backend: str) -> None:
