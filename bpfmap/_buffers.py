@@ -126,7 +126,9 @@ def _ctypes_routes() -> tuple[Callable[..., Any] | None, Callable[..., Any] | No
 _new_bytearray, _madvise = _ctypes_routes()
 
 
-def _address(buf: Any) -> int:
+def address_of(buf: Any) -> int:
+    """The address of a buffer's bytes (the export is released at once: the caller keeps
+    ``buf`` alive, and unresized, for as long as it uses the address)."""
     c = ffi.from_buffer(buf)
     try:
         return int(ffi.cast("uintptr_t", c))
@@ -169,7 +171,7 @@ def fresh_bytearray(nbytes: int) -> bytearray:
         buf: bytearray = _new_bytearray(None, nbytes)
         return buf
     buf = _new_bytearray(None, nbytes + 2 * _HUGE_PAGE)
-    addr = _address(buf)
+    addr = address_of(buf)
     _advise_huge(addr, nbytes + 2 * _HUGE_PAGE)
     del buf[: -addr % _HUGE_PAGE]  # to the first 2 MiB boundary
     del buf[nbytes:]

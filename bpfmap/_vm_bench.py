@@ -17,6 +17,7 @@ import time
 from importlib import resources
 from typing import Any
 
+from ._buffers import address_of
 from ._vm import READ, REGION_XDP_MD, WRITE, Region, Vm, insn
 
 LOOP = 1000
@@ -46,7 +47,6 @@ class InsnLoop:
     both time it."""
 
     def __init__(self, backend: str) -> None:
-        from ._bindings import ffi
 
         code = alu_loop()
         self._packet, self._md = bytearray(64), bytearray(24)
@@ -61,7 +61,7 @@ class InsnLoop:
             self._kernel = KernelProgram(code, "xdp")
         elif backend != "emulated":
             raise ValueError(f"backend: expected 'emulated' or 'kernel', not {backend!r}")
-        self._arg = int(ffi.cast("uintptr_t", ffi.from_buffer(self._md)))
+        self._arg = address_of(self._md)
         self._regions = _packet_regions(self._packet, self._md)
         self.run(3)  # warm
 

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from ._buffers import address_of
 from ._map import ArrayMap
 from ._vm import READ, REGION_SKB, REGION_XDP_MD, WRITE, Region, Vm
 
@@ -132,22 +133,21 @@ def run_vm(insns: bytes, prog_type: str, maps: Sequence[ArrayMap], data: bytes =
     ctx_buf = bytearray(ctx or b"")
     packet = bytearray(data)
     md = bytearray(24)
-    from ._bindings import ffi
 
     with Vm(insns, maps, name="program") as vm:
         if prog_type == "xdp":
             regions = [Region(md, READ, REGION_XDP_MD, packet), Region(packet, READ | WRITE)]
-            arg = int(ffi.cast("uintptr_t", ffi.from_buffer(md)))
+            arg = address_of(md)
         elif prog_type == "socket_filter":
             from ._vm_run import sk_buff
 
             skb = sk_buff(bytes(data))
             regions = [Region(skb, READ | WRITE, REGION_SKB, bytes(data))]
-            arg = int(ffi.cast("uintptr_t", ffi.from_buffer(skb)))
+            arg = address_of(skb)
             packet[:14] = bytes(14)  # the kernel returns the frame with its MAC header zeroed
         else:
             regions = [Region(ctx_buf, READ | WRITE)] if ctx_buf else []
-            arg = int(ffi.cast("uintptr_t", ffi.from_buffer(ctx_buf))) if ctx_buf else 0
+            arg = address_of(ctx_buf) if ctx_buf else 0
         run = vm.run(arg, regions, budget=budget)
     return Outcome(run.retval & 0xFFFFFFFF, bytes(ctx_buf), bytes(packet),
                    tuple(_map_bytes(m) for m in maps))

@@ -28,6 +28,7 @@ import struct
 import time
 from typing import Any
 
+from ._buffers import address_of
 from ._relocate import ElfProgram, RelocationError
 from ._vm import PAST_CTX, READ, REGION_SKB, REGION_XDP_MD, WRITE, Region, Vm
 
@@ -145,7 +146,7 @@ def _xdp(prog: Any, data: bytes, ctx: bytes | None, repeat: int) -> tuple[int, i
         regions = [Region(md, READ, REGION_XDP_MD, view[:linear], meta),
                    Region(view[:linear], READ | WRITE)]
         start = time.perf_counter_ns()
-        run = vm.run(_address(md), regions, repeat=max(repeat, 1))
+        run = vm.run(address_of(md), regions, repeat=max(repeat, 1))
         elapsed = time.perf_counter_ns() - start
         prog.trace = vm.trace()
     view.release()
@@ -181,7 +182,7 @@ def _socket_filter(prog: Any, data: bytes, ctx: bytes | None, repeat: int
     skb, packet = sk_buff(data), bytes(data)
     with load_vm(prog._owner, prog.name) as vm:
         start = time.perf_counter_ns()
-        run = vm.run(_address(skb), [Region(skb, READ | WRITE, REGION_SKB, packet)],
+        run = vm.run(address_of(skb), [Region(skb, READ | WRITE, REGION_SKB, packet)],
                      repeat=max(repeat, 1))
         elapsed = time.perf_counter_ns() - start
         prog.trace = vm.trace()
@@ -206,15 +207,9 @@ def _on_context(prog: Any, kind: str, ctx: bytes | None) -> tuple[int, int, byte
         regions = [Region(view[len(buf):], PAST_CTX)]
         if buf:
             regions.append(Region(view[: len(buf)], flags))
-        run = vm.run(_address(whole), regions)
+        run = vm.run(address_of(whole), regions)
         prog.trace = vm.trace()
         buf[:] = view[: len(buf)]
     view.release()
     out = bytes(buf) if kind == "syscall" else bytes(ctx or b"")
     return run.retval & 0xFFFFFFFF, 0, b"", out if ctx else b""
-
-
-def _address(buf: Any) -> int:
-    from ._bindings import ffi
-
-    return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))

@@ -111,13 +111,9 @@ def errno_of(fn: Any) -> int:
 
 def address(region: Any) -> int:
     """The start address of a mapping (the temporary export is released at once)."""
-    from bpfmap._core import ffi
+    from bpfmap._buffers import address_of
 
-    buf = ffi.from_buffer(region)
-    try:
-        return int(ffi.cast("uintptr_t", buf))
-    finally:
-        ffi.release(buf)
+    return address_of(region)
 
 
 def mprotect(region: Any, prot: int, length: int = PAGE) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import mmap as _mmap
-from typing import Any
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
@@ -20,16 +19,6 @@ MAP_FIXED = 0x10
 MAP_ANONYMOUS = 0x20
 MAP_PRIVATE = _mmap.MAP_PRIVATE
 MAP_SHARED = _mmap.MAP_SHARED
-
-
-def address_of(obj: Any) -> int:
-    from .._bindings import ffi
-
-    buf = ffi.from_buffer(obj)
-    try:
-        return int(ffi.cast("uintptr_t", buf))
-    finally:
-        ffi.release(buf)
 
 
 def plug(addr: int, length: int) -> None:

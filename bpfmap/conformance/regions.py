@@ -10,9 +10,10 @@ import ctypes
 import mmap as _mmap
 from typing import Any
 
+from .._buffers import address_of
 from .._map import MapRegion
 from .language import JSON, PROTS, Outcome, ScenarioError, capture, encode_bytes
-from .libc import MAP_FAILED, MAP_FIXED, MAP_SHARED, address_of, libc, plug
+from .libc import MAP_FAILED, MAP_FIXED, MAP_SHARED, libc, plug
 from .processes import in_forked_child
 from .state import P, Region, SessionState
 
