@@ -47,7 +47,6 @@ class InsnLoop:
     both time it."""
 
     def __init__(self, backend: str) -> None:
-
         code = alu_loop()
         self._packet, self._md = bytearray(64), bytearray(24)
         self._vm: Vm | None = Vm(code, name="alu_loop")

@@ -133,7 +133,6 @@ def run_vm(insns: bytes, prog_type: str, maps: Sequence[ArrayMap], data: bytes =
     ctx_buf = bytearray(ctx or b"")
     packet = bytearray(data)
     md = bytearray(24)
-
     with Vm(insns, maps, name="program") as vm:
         if prog_type == "xdp":
             regions = [Region(md, READ, REGION_XDP_MD, packet), Region(packet, READ | WRITE)]
