@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import struct
 from collections.abc import Callable
 from typing import Any
 
 from . import BPF_F_MMAPABLE, BPF_NOEXIST, ArrayMap, kernel_unavailable_reason
+from .cli.common import OneLineParser
 
 Step = tuple[str, Callable[[dict[str, Any]], Any]]
 
@@ -65,7 +65,7 @@ def _steps() -> list[Step]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bpfmap demo", description=__doc__)
+    parser = OneLineParser(prog="bpfmap demo", description=__doc__)
     parser.parse_args(argv)
     reason = kernel_unavailable_reason()
     backends = ["emulated"] + ([] if reason else ["kernel"])

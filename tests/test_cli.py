@@ -219,3 +219,12 @@ def test_a_pinned_program_is_not_a_map_as_bpftool_says(tmp_path: Path) -> None:
         os.close(fd)
         if os.path.exists(path):
             os.unlink(path)
+
+
+@pytest.mark.parametrize("words", [["demo", "extra"], ["bench", "--bogus"],
+                                   ["bench", "--repeats", "zero"], ["conformance", "--bogus"]])
+def test_argument_errors_of_the_commands_are_one_line(words: list[str]) -> None:
+    """argparse prints its usage block before the error; bpfmap's commands say it in one line."""
+    run = bpfmap(*words)
+    assert run.rc == 2 and run.out == b""
+    assert run.err.count(b"\n") == 1 and run.err.startswith(b"bpfmap " + words[0].encode()), run.err

@@ -15,23 +15,15 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 from .. import kernel_unavailable_reason
+from ..cli.common import EXIT_USAGE, OneLineParser
 from . import dump, peers, programs
 from .cases import cases
 from .core import Case, Result
 from .report import freeze_check, markdown, skipped_lines, table, targets, to_json
 from .runner import Progress, run_cases
-
-EXIT_USAGE = 2  # argparse's
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line (no usage block before them)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _count(text: str) -> int:
@@ -55,7 +47,7 @@ def _seconds(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="bpfmap bench",
         description="Benchmark the emulated and kernel backends against each other, "
         "multiprocessing.shared_memory and the peers a user would pick instead (libbpf, "

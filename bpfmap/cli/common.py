@@ -9,6 +9,7 @@ per run and hands it to its verbs.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 from typing import Any, Callable, NoReturn
@@ -266,3 +267,14 @@ def run_command(ctx: Context, body: Callable[[], int]) -> int:
         ctx.p_err(strerror(-code))
     ctx.finish()
     return code & 0xFF
+
+
+#: argparse's exit status for a usage error.
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block before them)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
