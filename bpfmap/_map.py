@@ -12,12 +12,13 @@ adds creation, adoption, pinning, pickling, freeze and mmap.
 
 from __future__ import annotations
 
+import errno
 import mmap as _mmap
 import os
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
-from ._args import check_uint, name_bytes
+from ._args import check_uint, create_hint, name_bytes
 from ._batches import Batch as Batch
 from ._batches import BatchCount as BatchCount
 from ._batches import BatchOps
@@ -91,7 +92,11 @@ class ArrayMap(ElementOps, BatchOps):
             len(raw_name),
         )
         if rc:
-            raise error(rc, "map create")
+            exc = error(rc, "map create")
+            hint = create_hint(key_size, value_size, max_entries, flags, raw_name)
+            if hint and exc.errno == errno.EINVAL:
+                exc = OSError(exc.errno, f"{exc.strerror} ({hint})")
+            raise exc
         self._adopt(raw)
 
     @classmethod

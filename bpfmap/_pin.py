@@ -27,7 +27,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ._bindings import error, lib
+from ._bindings import error, kernel_unavailable_reason, lib
 from ._constants import BPF_F_RDONLY
 from ._pinholder import LAUNCH, MARK
 
@@ -64,6 +64,12 @@ def on_bpffs(path: str) -> bool:
 
 def pin_kernel(fd: int, path: str) -> None:
     rc = lib.bpfmap_obj_pin(fd, os.fsencode(path))
+    if rc == -errno.EPERM and bpffs_rc(path) == 0 and kernel_unavailable_reason() is None:
+        # bpf_obj_do_pin()'s EPERM for a folder that is not bpffs' (bpf() itself works
+        # here: its own EPERM, unprivileged_bpf_disabled, is not the reason)
+        raise _error(errno.EPERM, f"pin {path}", f"{os.strerror(errno.EPERM)} (a kernel map "
+                     "is pinned on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf); "
+                     f"{path} is not on one)")
     if rc:
         raise error(rc, f"pin {path}")
 

@@ -12,14 +12,34 @@ import ctypes
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._region import holds_pointers
 from ._typed import numpy
 
 if TYPE_CHECKING:
     from ._map import ArrayMap
 
 
-_CTYPES = (ctypes._SimpleCData, ctypes.Array, ctypes.Structure, ctypes.Union)
+_CDATA: Any = ctypes.c_int.__mro__[-2]  # ctypes._CData: every ctypes type, pointers too
+_FUNC_PTR = ctypes.CFUNCTYPE(None).__mro__[1]  # ctypes._CFuncPtr, not in ctypes' stubs
+_POINTERS = (ctypes._Pointer, _FUNC_PTR, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_wchar_p,
+             ctypes.py_object)
+_NO_POINTERS = ("a pointer means nothing in memory another process (or a BPF program) "
+                "shares: a value type holds plain data (integers, floats, arrays, structs)")
+
+
+def _pointer_in(ctype: Any, where: str) -> str | None:
+    """Where ``ctype`` holds a pointer (``where`` names ``ctype``), or None."""
+    if issubclass(ctype, _POINTERS):
+        named = where == ctype.__name__
+        return f"{where} is a pointer type" if named else f"{where} is a pointer ({ctype.__name__})"
+    if issubclass(ctype, ctypes.Array):
+        return _pointer_in(ctype._type_, f"{where}[]")
+    if issubclass(ctype, (ctypes.Structure, ctypes.Union)):
+        for klass in ctype.__mro__:  # a subclass's _fields_ add to its bases' fields
+            for field in vars(klass).get("_fields_", ()):
+                found = _pointer_in(field[1], f"{where}.{field[0]}")
+                if found:
+                    return found
+    return None
 
 
 class TypedArray:
@@ -29,23 +49,30 @@ class TypedArray:
         self.map = amap
         self._ctype: Any = None
         self._dtype: Any = None
-        if isinstance(vtype, type) and issubclass(vtype, _CTYPES):
-            if holds_pointers(vtype):
-                raise TypeError(f"{vtype.__name__} holds pointers: shared memory cannot hold them")
+        np = numpy()
+        if isinstance(vtype, type) and issubclass(vtype, _CDATA):
+            found = _pointer_in(vtype, vtype.__name__)
+            if found:
+                raise TypeError(f"{found}, refused: {_NO_POINTERS}")
+            try:
+                np.dtype(vtype)  # values() is one NumPy array of them
+            except Exception as exc:  # NumPy raises TypeError or NotImplementedError
+                raise TypeError(f"{vtype.__name__} has no NumPy dtype ({exc}): a value type "
+                                "is a ctypes type NumPy can hold, or a NumPy dtype") from None
             self._ctype = vtype
             size = ctypes.sizeof(vtype)
             name = vtype.__name__
         else:
-            np = numpy()
             try:
                 self._dtype = np.dtype(vtype)
-            except TypeError:
+            except Exception:  # TypeError, ValueError, NotImplementedError... from NumPy
                 raise TypeError(
                     f"a value type is a ctypes type or a NumPy dtype, not {vtype!r}"
                 ) from None
             if self._dtype.hasobject:
-                raise TypeError(f"dtype {self._dtype} holds Python objects: shared memory "
-                                "cannot hold them")
+                raise TypeError(f"dtype {self._dtype} holds Python objects, refused: an object "
+                                "reference means nothing in memory another process (or a BPF "
+                                "program) shares: a value type holds plain data")
             size = self._dtype.itemsize
             name = str(self._dtype)
         if size != amap.value_size:

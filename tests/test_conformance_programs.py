@@ -67,6 +67,29 @@ def test_a_folder_without_objects_is_a_one_line_error(tmp_path: Path) -> None:
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such file" in r.stderr
 
 
+def test_a_file_that_is_no_object_is_a_one_line_error(tmp_path: Path) -> None:
+    """A file the user named that libbpf cannot open is an input error, never a skip: before
+    it was "1 programs (0 runs), 0 same, 1 skipped" and exit 0."""
+    require_kernel()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hi\n")
+    for args in (["--programs", str(notes)], ["--programs", str(notes), "--json"]):
+        r = conformance(*args)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr == (f"bpfmap conformance: --programs {notes}: cannot open it as a BPF "
+                            "object: not a BPF object (libbpf: BPF object format invalid)\n")
+    (tmp_path / "empty.o").write_bytes(b"")
+    r = conformance("--programs", str(tmp_path / "empty.o"))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"bpfmap conformance: --programs {tmp_path / 'empty.o'}: cannot open it "
+                        "as a BPF object: Invalid argument\n")
+    # one in a folder of good ones is the same error: the folder's report would hide it
+    (tmp_path / "vm.bpf.o").write_bytes((TEST_OBJECTS / "vm.bpf.o").read_bytes())
+    r = conformance("--programs", str(tmp_path))
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert f"{tmp_path / 'empty.o'}: cannot open it as a BPF object" in r.stderr
+
+
 def test_random_programs_from_a_seed_give_no_divergence() -> None:
     require_kernel()
     r = conformance("--random-programs", "300", "--seed", "7")

@@ -23,6 +23,7 @@ from conftest import IN_CI, require_kernel
 
 import bpfmap
 from bpfmap import BPF_F_MMAPABLE, ArrayMap
+from bpfmap._args import decode_name, name_bytes
 
 MM = BPF_F_MMAPABLE
 
@@ -59,6 +60,43 @@ def test_create_errno_is_oserror(backend: str) -> None:
         ArrayMap(0, 4, backend=backend)
     assert info.value.errno == errno.EINVAL
     assert "map create" in str(info.value)
+
+
+NAME_HINT = "(name: at most 15 characters of [A-Za-z0-9_.])"
+
+
+@pytest.mark.parametrize(("args", "kw", "hint"), [
+    ((8, 4), {"name": "waytoolongnameforamap"}, NAME_HINT),
+    ((8, 4), {"name": "x" * 16}, NAME_HINT),  # 16 bytes leave no room for the NUL
+    ((8, 4), {"name": "bad name!"}, NAME_HINT),
+    ((8, 4), {"name": "\u00e9"}, NAME_HINT),  # UTF-8 continuation bytes are not alnum
+    ((8, 4), {"key_size": 8}, "(key_size: an array map's keys are 4 bytes, not 8)"),
+    ((0, 4), {}, "(value_size: 0)"),
+    ((8, 0), {}, "(max_entries: 0)"),
+    ((8, 4), {"flags": 1 << 30}, "(flags: 0x40000000 is not an array map flag)"),
+    # array_map_alloc_check() refuses before the name is copied (after the allocation):
+    # the name is not the reason, and the hint does not say it is
+    ((8, 4), {"key_size": 8, "name": "bad name"},
+     "(key_size: an array map's keys are 4 bytes, not 8)"),
+    ((0, 0), {"name": "bad name"}, "(max_entries: 0; value_size: 0)"),
+    ((8, 4), {"flags": bpfmap.BPF_F_RDONLY | bpfmap.BPF_F_WRONLY, "key_size": 8},
+     "(flags: BPF_F_RDONLY and BPF_F_WRONLY together)"),  # bpf_get_file_flag(): first
+    # the token (fd 0 is not one) is checked between the two: no hint, it is not certain
+    ((8, 4), {"flags": bpfmap.BPF_F_TOKEN_FD, "name": "bad!"}, ""),
+])
+def test_create_einval_says_which_argument(backend: str, args: tuple[int, int],
+                                           kw: dict[str, Any], hint: str) -> None:
+    """The kernel's EINVAL, and the argument it refused when the arguments alone say so."""
+    with pytest.raises(OSError) as info:
+        ArrayMap(*args, backend=backend, **kw)
+    assert info.value.errno == errno.EINVAL and type(info.value) is OSError
+    assert str(info.value) == f"[Errno 22] map create: Invalid argument {hint}".rstrip()
+
+
+@pytest.mark.parametrize("name", ["x" * 15, "a_b.C9", b"ab\0 not copied!", b"\xc0\xff"])
+def test_create_names_the_kernel_takes(backend: str, name: str | bytes) -> None:
+    with ArrayMap(8, 1, name=name, backend=backend) as m:
+        assert m.info().name == decode_name(name_bytes(name)[:16])
 
 
 def test_info_is_a_named_tuple(backend: str) -> None:

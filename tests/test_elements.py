@@ -329,17 +329,71 @@ def test_misuse() -> None:
     with ArrayMap(16, 2) as m:
         with pytest.raises(ValueError, match="8 bytes"):
             m.typed(ctypes.c_uint64)
-        with pytest.raises(TypeError, match="pointers"):
+        with pytest.raises(TypeError, match=r"LP_c_int_Array_2\[\] is a pointer"):
             m.typed(ctypes.POINTER(ctypes.c_int) * 2)
         with pytest.raises(TypeError, match="Python objects"):
             m.typed(np.dtype([("a", object), ("b", object)]))
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="a ctypes type or a NumPy dtype, not 'not a"):
             m.typed("not a type at all")
         t = m.typed(Point)
         with pytest.raises(ValueError, match="16 bytes"):
             t[0] = b"short"
         with pytest.raises(TypeError):
             t[0] = 5
+
+
+class _Base(ctypes.Structure):
+    _fields_ = [("where", ctypes.c_void_p)]
+
+
+class _Derived(_Base):  # its own _fields_ add to _Base's: the pointer is still there
+    _fields_ = [("n", ctypes.c_uint64)]
+
+
+class _Inner(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_uint32), ("callback", ctypes.CFUNCTYPE(None))]
+
+
+class _Outer(ctypes.Structure):
+    _fields_ = [("inner", _Inner * 1)]
+
+
+class _Either(ctypes.Union):
+    _fields_ = [("n", ctypes.c_uint64), ("text", ctypes.c_char_p)]
+
+
+@pytest.mark.parametrize(("vtype", "where"), [
+    (ctypes.c_void_p, "c_void_p is a pointer type"),
+    (ctypes.POINTER(ctypes.c_int), "LP_c_int is a pointer type"),
+    (ctypes.CFUNCTYPE(None), "CFunctionType is a pointer type"),
+    (ctypes.c_char_p, "c_char_p is a pointer type"),
+    (ctypes.py_object, "py_object is a pointer type"),
+    (ctypes.c_void_p * 2, r"c_void_p_Array_2\[\] is a pointer \(c_void_p\)"),
+    (_Derived, r"_Derived.where is a pointer \(c_void_p\)"),
+    (_Outer, r"_Outer.inner\[\].callback is a pointer \(CFunctionType\)"),
+    (_Either, r"_Either.text is a pointer \(c_char_p\)"),
+])
+def test_types_holding_pointers_are_refused(vtype: object, where: str) -> None:
+    """Every ctypes type is taken as one (never "not a ctypes type"), and every pointer in
+    it, however deep, is refused before its size is even looked at."""
+    with ArrayMap(16, 2) as m, pytest.raises(TypeError, match=where + ", refused: a pointer"):
+        m.typed(vtype)
+
+
+@pytest.mark.parametrize("dtype", [object, np.dtype([("n", "<u8"), ("o", "O")]),
+                                   np.dtype([("n", "<u8"), ("o", "O", (1,))])])
+def test_dtypes_holding_objects_are_refused(dtype: object) -> None:
+    with ArrayMap(16, 2) as m, pytest.raises(TypeError, match="holds Python objects, refused"):
+        m.typed(dtype)
+
+
+def test_types_numpy_cannot_hold_are_a_type_error() -> None:
+    with ArrayMap(8, 2) as m:
+        with pytest.raises(TypeError, match="c_wchar_Array_2 has no NumPy dtype"):
+            m.typed(ctypes.c_wchar * 2)
+        with pytest.raises(TypeError, match="a ctypes type or a NumPy dtype, not 'x8'"):
+            m.typed("x8")
+        assert m.typed(ctypes.c_uint64 * 1).values().shape == (2, 1)  # the plain ones are taken
 
 
 def test_errno_is_the_maps_own() -> None:

@@ -751,9 +751,20 @@ def test_pin_errors(backend: str, tmp_path: Any) -> None:
     assert errno_of(lambda: ArrayMap.open_pinned(other)) == errno.EACCES
     assert errno_of(lambda: ArrayMap.open_pinned(str(tmp_path / "missing"))) == errno.ENOENT
     if backend == "kernel":
-        assert errno_of(lambda: m.pin(str(tmp_path / "outside"))) == errno.EPERM  # P04
+        outside = str(tmp_path / "outside")
+        assert errno_of(lambda: m.pin(outside)) == errno.EPERM  # P04
+        # the kernel's EPERM, and why: the folder is not on bpffs
+        with pytest.raises(PermissionError) as info:
+            m.pin(outside)
+        assert str(info.value) == (
+            f"[Errno 1] pin {outside}: Operation not permitted (a kernel map is pinned on a "
+            f"bpf filesystem (mount -t bpf bpf /sys/fs/bpf); {outside} is not on one)")
+        assert not os.path.exists(outside)
     else:
-        assert errno_of(lambda: m.pin("/sys/fs/bpf/bpfmap_emulated")) == errno.EINVAL
+        with pytest.raises(OSError) as raised:
+            m.pin("/sys/fs/bpf/bpfmap_emulated")
+        assert raised.value.errno == errno.EINVAL
+        assert "an emulated map cannot live on bpffs" in str(raised.value)
 
 
 def test_the_holder_imports_nothing_from_beside_its_package(tmp_path: Any) -> None:

@@ -12,7 +12,15 @@ import sys
 import time
 
 from .command import CommandError
-from .programs import PACKAGE_OBJECTS, details, objects_in, run_folder, summarize, summary_line
+from .programs import (
+    PACKAGE_OBJECTS,
+    UnreadableObject,
+    details,
+    objects_in,
+    run_folder,
+    summarize,
+    summary_line,
+)
 from .programs import table as program_table
 from .random_programs import ProgramBatch
 
@@ -39,6 +47,8 @@ def main_programs(args: argparse.Namespace, release: str, reason: str | None) ->
         results = list(run_folder(paths))
     except ImportError as exc:  # libbpf.so.1 missing or older than 1.0: objects cannot open
         raise CommandError(f"--programs: {exc}") from None
+    except UnreadableObject as exc:  # a file the user named (or put in the folder)
+        raise CommandError(f"--programs {exc}") from None
     counts = summarize(results)
     failed = counts["diverge"] > 0
     if args.json:

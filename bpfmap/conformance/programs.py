@@ -8,7 +8,7 @@ ones it refuses), and after each run the outcome (``retval``, ``data``, ``ctx``,
 and every byte of every map (:func:`state`) must be the same. An object the emulated backend
 cannot hold (a hash map, no BTF) or a program type it cannot run is a skip, with the reason;
 an object both backends refuse to load with the same errno is a ``same`` (the refusal is
-what is compared).
+what is compared). A file that libbpf cannot open at all is no object: :class:`UnreadableObject`.
 
 ``tests/test_vm_programs.py`` runs the same comparison under pytest.
 """
@@ -109,6 +109,20 @@ class ProgramResult:
         return out
 
 
+#: libbpf's own errno values (LIBBPF_ERRNO__*) that bpf_object__open() returns
+LIBBPF_OPEN_ERRORS = {4000: "libelf cannot read it", 4001: "not a BPF object (libbpf: "
+                      "BPF object format invalid)", 4002: "its 'version' section is wrong",
+                      4003: "its endianness is not the host's", 4004: "libbpf internal error"}
+
+
+class UnreadableObject(Exception):
+    """A file given as a BPF object that neither backend can open: an input error, not a
+    skip (skips are for what this environment cannot run)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: cannot open it as a BPF object: {reason}")
+
+
 def objects_in(folder: str | Path) -> list[Path]:
     """The object files (``*.o``) of ``folder`` (or ``folder`` itself, a file), sorted."""
     path = Path(folder)
@@ -146,6 +160,14 @@ def run_object(path: Path) -> list[ProgramResult]:
     try:
         emulated = BpfObject.open(path)
     except (OSError, ValueError) as exc:
+        try:  # libbpf alone (no bpf() yet): what it cannot open is no object at all
+            BpfObject.open(path, backend="kernel").close()
+        except OSError as kexc:
+            code = kexc.errno or 0
+            raise UnreadableObject(path, LIBBPF_OPEN_ERRORS.get(code) or os.strerror(code)
+                                   if code else _one_line(kexc)) from None
+        except ValueError:  # an object bpfmap cannot hold (no BTF): a skip, below
+            pass
         return [ProgramResult(name, "-", "-", SKIP, reason=_one_line(exc))]
     try:
         kernel = BpfObject.open(path, backend="kernel")
