@@ -105,7 +105,7 @@ def _numpy() -> Any:
         import numpy
     except ImportError as exc:
         raise ImportError(
-            "NumPy views need NumPy: pip install 'bpfmap[numpy]' (or pip install numpy)",
+            "NumPy views need NumPy, a dependency of bpfmap missing here: pip install numpy",
             name="numpy",
         ) from exc
     return numpy

@@ -27,7 +27,8 @@ def numpy() -> Any:
         import numpy as np
     except ImportError:
         raise ImportError(
-            "typed arrays are NumPy views: install NumPy (pip install 'bpfmap[numpy]')"
+            "typed arrays are NumPy views, and NumPy (a dependency of bpfmap) is missing here: "
+            "pip install numpy"
         ) from None
     return np
 

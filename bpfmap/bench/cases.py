@@ -193,7 +193,7 @@ def _numpy_missing() -> str | None:
     try:
         import numpy  # noqa: F401
     except ImportError:
-        return "NumPy is not installed (pip install bpfmap[numpy])"
+        return "NumPy is not installed (a dependency of bpfmap: pip install numpy)"
     return None
 
 
