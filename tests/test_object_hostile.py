@@ -19,6 +19,7 @@ import pytest
 from test_object import GLOBALS, libbpf  # noqa: F401  (the autouse fixture: libbpf present)
 
 KCONFIG = GLOBALS.with_name("kconfig.bpf.o")
+COUNTER = Path(__file__).parent.parent / "bpfmap" / "bpf" / "counter.bpf.o"
 # Opens the object, loads it on the emulated backend, reads every variable; prints the error
 # class and errno of a clean refusal, "ok" otherwise. Anything else (a signal, a traceback of
 # another exception) is a failure.
@@ -85,6 +86,31 @@ def test_the_section_must_hold_its_variables(tmp_path: Path) -> None:
     out = _open_in_child(_mutant(tmp_path, GLOBALS, far, "far.bpf.o"))
     assert out.startswith("BtfError None open "), out
     assert "'run_mode'" in out and "does not fit in the section" in out, out
+
+
+def test_libbpfs_own_error_codes_become_einval(tmp_path: Path) -> None:
+    """A truncated object: libbpf answers LIBBPF_ERRNO__FORMAT (4001, no errno); bpfmap says
+    EINVAL with the file and the reason, and the CLI says the same."""
+    data = COUNTER.read_bytes()
+    half = tmp_path / "half.bpf.o"
+    half.write_bytes(data[: len(data) // 2])
+    out = _open_in_child(half)
+    assert out == f"OSError 22 open {half}: not a BPF object (invalid ELF object format)", out
+    run = subprocess.run([sys.executable, "-m", "bpfmap", "object", "show", str(half)],
+                         capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout) == (255, "")
+    assert run.stderr == f"Error: {half}: not a BPF object (invalid ELF object format)\n"
+
+
+def test_an_errno_from_inside_the_file_does_not_read_as_a_missing_file(tmp_path: Path) -> None:
+    """One bit of .BTF changed (a string offset): libbpf's open fails with ENOENT for
+    something the file names; the errno stays, but the words say the file was read."""
+    offset = _btf_offset(COUNTER) + 445
+    changed = _mutant(tmp_path, COUNTER, {offset: COUNTER.read_bytes()[offset] ^ 0x08},
+                      "enoent.bpf.o")
+    out = _open_in_child(changed)
+    assert out == (f"FileNotFoundError 2 open {changed}: libbpf refused the object: No such "
+                   "file or directory (a section, symbol or BTF type it names is missing)"), out
 
 
 def test_not_a_regular_file() -> None:
