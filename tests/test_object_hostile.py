@@ -9,6 +9,7 @@ fails the test instead of killing pytest.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from test_object import GLOBALS, libbpf  # noqa: F401  (the autouse fixture: libbpf present)
+
+from bpfmap import BpfObject
 
 KCONFIG = GLOBALS.with_name("kconfig.bpf.o")
 COUNTER = Path(__file__).parent.parent / "bpfmap" / "bpf" / "counter.bpf.o"
@@ -111,6 +114,45 @@ def test_an_errno_from_inside_the_file_does_not_read_as_a_missing_file(tmp_path:
     out = _open_in_child(changed)
     assert out == (f"FileNotFoundError 2 open {changed}: libbpf refused the object: No such "
                    "file or directory (a section, symbol or BTF type it names is missing)"), out
+
+
+def _section_header(path: Path, name: str) -> tuple[int, int]:
+    """(offset of the section's header, offset of its contents) in the file."""
+    from elftools.elf.elffile import ELFFile
+
+    with path.open("rb") as f:
+        elf = ELFFile(f)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == name)
+        return (elf["e_shoff"] + index * elf["e_shentsize"],
+                int(elf.get_section(index)["sh_offset"]))
+
+
+def test_a_corrupted_header_of_a_section_no_program_uses_is_ignored(tmp_path: Path) -> None:
+    """A bit of .rel.debug_frame's sh_entsize flipped: libbpf ignores the section (it relocates
+    code only), and so does the emulated run: the program runs as on the kernel."""
+    header, _ = _section_header(COUNTER, ".rel.debug_frame")
+    entsize = header + 56 + 5  # Elf64_Shdr.sh_entsize, its sixth byte
+    path = _mutant(tmp_path, COUNTER, {entsize: COUNTER.read_bytes()[entsize] ^ 1},
+                   "debug_frame.bpf.o")
+    with BpfObject.open(path) as obj:
+        obj.load()
+        assert obj.programs["count_packets"].test_run(bytes(64)).retval == 2  # XDP_PASS
+        assert obj.bss.packets == 1
+
+
+def test_a_relocation_bpfmap_cannot_apply_is_einval_at_test_run(tmp_path: Path) -> None:
+    """The xdp program's relocation turned into R_BPF_64_32 on its ld_imm64: the object
+    loads, and test_run refuses the program with EINVAL naming the file and the section."""
+    _, relxdp = _section_header(COUNTER, ".relxdp")
+    path = _mutant(tmp_path, COUNTER, {relxdp + 8: 10}, "reltype.bpf.o")  # r_info's type
+    with BpfObject.open(path) as obj:
+        obj.load()
+        with pytest.raises(OSError) as raised:
+            obj.programs["count_packets"].test_run(bytes(64))
+    assert type(raised.value) is OSError and raised.value.errno == errno.EINVAL
+    assert raised.value.strerror == (
+        f"test_run count_packets: {path}: cannot relocate it: section xdp insn 0: relocation "
+        "type 10 on opcode 0x18")
 
 
 def test_not_a_regular_file() -> None:
