@@ -162,6 +162,7 @@ class BpfObject:
     # -- the usual sections -------------------------------------------------
 
     def _named(self, name: str) -> Section:
+        self._check_open()
         try:
             return self.sections[name]
         except KeyError:
@@ -183,6 +184,7 @@ class BpfObject:
     def maps(self) -> dict[str, ArrayMap | int]:
         """Once loaded: every map by name (data sections by section name), an ArrayMap for
         arrays, the raw descriptor (owned by the object) for other map types."""
+        self._check_open()
         return dict(self._maps)
 
     # -- loading ------------------------------------------------------------
@@ -334,6 +336,7 @@ class BpfObject:
         self._obj = None
 
     def __enter__(self) -> BpfObject:
+        self._check_open()  # as files do: a closed object cannot be entered again
         return self
 
     def __exit__(self, *exc: object) -> None:

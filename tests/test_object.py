@@ -385,6 +385,34 @@ def test_use_after_close_and_double_load(obj: BpfObject) -> None:
         obj.programs["count_packets"].instructions  # noqa: B018
 
 
+@pytest.mark.parametrize("load", [True, False], ids=["loaded", "opened"])
+def test_every_access_after_close_is_refused(obj: BpfObject, load: bool) -> None:
+    """Whatever views the caller still holds: the object's own accesses raise ValueError,
+    and a held view keeps its memory (never unmapped under it)."""
+    if load:
+        obj.load()
+    sec = obj.bss
+    views = [sec.hist]  # exported before close: the mapping cannot be released under it
+    obj.close()
+    views[0][3] = 5
+    assert views[0].tolist() == [0, 0, 0, 5, 0, 0, 0, 0]
+    for _ in range(2):  # with the view alive, then after it is gone
+        for access in (lambda: sec.counter, lambda: sec.hist, sec.raw,
+                       lambda: setattr(sec, "counter", 1), lambda: sec.map,
+                       lambda: sec.readonly):
+            with pytest.raises(ValueError, match="^section .bss: operation on a closed "
+                               "BpfObject$"):
+                access()
+        for access in (lambda: obj.bss, lambda: obj.data, lambda: obj.rodata,
+                       lambda: obj.maps):
+            with pytest.raises(ValueError, match="^operation on a closed BpfObject$"):
+                access()
+        with pytest.raises(ValueError, match="closed BpfObject"), obj:
+            pass
+        views.clear()
+    assert repr(sec) == "<Section .bss 80 bytes, 4 variables, closed>"
+
+
 def test_instructions_are_listed(obj: BpfObject) -> None:
     insns = obj.programs["count_packets"].instructions
     assert len(insns) % 8 == 0 and len(insns) > 8
