@@ -152,6 +152,23 @@ def test_wrong_values_are_refused_before_writing(obj: BpfObject) -> None:
         r.nope  # noqa: B018
 
 
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [("x", "str"), (5, "int"), (None, "NoneType"), ({"a": 1}, "dict"), (["a"] * 8, "list of str")],
+)
+def test_an_array_variable_refuses_a_wrong_type_with_typeerror(obj: BpfObject, value: object,
+                                                                got: str) -> None:
+    for load in (False, True):  # the initial value, then the live map
+        if load:
+            obj.load()
+        before = obj.bss.raw()
+        with pytest.raises(TypeError) as raised:
+            obj.bss.hist = value
+        assert str(raised.value) == ("hist is __u32[8]: it takes a sequence or array of "
+                                     f"integers of shape (8,), or 32 bytes, not {got}")
+        assert obj.bss.raw() == before
+
+
 def test_writes_before_load_become_the_initial_values(obj: BpfObject) -> None:
     r, b, d = obj.rodata, obj.bss, obj.data
     r.knob = 2**64 - 1
