@@ -98,7 +98,8 @@ def test_libbpfs_own_error_codes_become_einval(tmp_path: Path) -> None:
     half = tmp_path / "half.bpf.o"
     half.write_bytes(data[: len(data) // 2])
     out = _open_in_child(half)
-    assert out == f"OSError 22 open {half}: not a BPF object (invalid ELF object format)", out
+    assert out == (f"OSError 22 [Errno 22] open {half}: not a BPF object (invalid ELF object "
+                   "format)"), out
     run = subprocess.run([sys.executable, "-m", "bpfmap", "object", "show", str(half)],
                          capture_output=True, text=True, timeout=120)
     assert (run.returncode, run.stdout) == (255, "")
@@ -112,8 +113,9 @@ def test_an_errno_from_inside_the_file_does_not_read_as_a_missing_file(tmp_path:
     changed = _mutant(tmp_path, COUNTER, {offset: COUNTER.read_bytes()[offset] ^ 0x08},
                       "enoent.bpf.o")
     out = _open_in_child(changed)
-    assert out == (f"FileNotFoundError 2 open {changed}: libbpf refused the object: No such "
-                   "file or directory (a section, symbol or BTF type it names is missing)"), out
+    assert out == (f"FileNotFoundError 2 [Errno 2] open {changed}: libbpf refused the object: "
+                   "No such file or directory (a section, symbol or BTF type it names is "
+                   "missing)"), out
 
 
 def _section_header(path: Path, name: str) -> tuple[int, int]:
