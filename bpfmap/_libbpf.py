@@ -9,6 +9,7 @@ does not know is non-zero.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -149,7 +150,63 @@ def string(ptr: Any) -> str:
     return "" if ptr == ffi.NULL else ffi.string(ptr).decode("utf-8", "replace")
 
 
+# libbpf's own error codes (libbpf.h, enum libbpf_errno: 4000-4013), which are no errno: the
+# real errno each stands for, and what it means (libbpf_strerror's text in parentheses; it has
+# none for LIBBPF_ERRNO__LOAD). A refused program is the verifier's EACCES, a too long one E2BIG.
+_LIBBPF_ERRORS = {
+    4000: (errno.EINVAL, "not a BPF object (libelf could not parse it: "
+                         "Something wrong in libelf)"),
+    4001: (errno.EINVAL, "not a BPF object (invalid ELF object format)"),
+    4002: (errno.EINVAL, "incorrect or no 'version' section ('version' section incorrect or "
+                         "lost)"),
+    4003: (errno.EINVAL, "not a BPF object for this machine (Endian mismatch)"),
+    4004: (errno.EINVAL, "libbpf failed on it (Internal error in libbpf)"),
+    4005: (errno.EINVAL, "a relocation libbpf cannot apply (Relocation failed)"),
+    4006: (errno.EINVAL, "load of the object failed"),
+    4007: (errno.EACCES, "the kernel's verifier refused a program (Kernel verifier blocks "
+                         "program loading)"),
+    4008: (errno.E2BIG, "a program is too big (Program too big)"),
+    4009: (errno.EINVAL, "incorrect kernel version (Incorrect kernel version)"),
+    4010: (errno.EINVAL, "the kernel does not support a program type (Kernel doesn't support "
+                         "this program type)"),
+    4011: (errno.EINVAL, "wrong pid in a netlink message (Wrong pid in netlink message)"),
+    4012: (errno.EINVAL, "invalid netlink sequence (Invalid netlink sequence)"),
+    4013: (errno.EINVAL, "incorrect netlink message (Incorrect netlink message parsing)"),
+}
+# What an errno from libbpf's parser means about the file it was given (the file itself was
+# read already: ENOENT there is a missing section, symbol or type, never a missing file).
+_OPEN_HINTS = {
+    errno.ENOENT: "a section, symbol or BTF type it names is missing",
+    errno.EINVAL: "malformed",
+    errno.E2BIG: "a size or count in it is out of range",
+    errno.EOPNOTSUPP: "it uses a feature this libbpf does not support",
+    errno.ENOTSUP: "it uses a feature this libbpf does not support",
+}
+
+
+def errno_and_reason(err: int) -> tuple[int, str]:
+    """A positive error from libbpf (an errno or one of libbpf's own codes) as a real errno
+    and the words for it."""
+    if err in _LIBBPF_ERRORS:
+        return _LIBBPF_ERRORS[err]
+    return err, os.strerror(err)
+
+
+def open_error(path: str, err: int, image: bytes) -> OSError:
+    """The OSError for libbpf refusing to open the object ``image`` read from ``path`` with
+    ``err`` (positive): always a real errno, with the file and libbpf's reason."""
+    if err in (errno.EINVAL, 4000, 4001) and not image.startswith(b"\x7fELF"):
+        return OSError(errno.EINVAL, f"open {path}: not an ELF file (a BPF object is built "
+                       "with clang -O2 -g -target bpf)")
+    code, reason = errno_and_reason(err)
+    if err in _LIBBPF_ERRORS:
+        return OSError(code, f"open {path}: {reason}")
+    hint = _OPEN_HINTS.get(err)
+    return OSError(code, f"open {path}: libbpf refused the object: {reason}"
+                   + (f" ({hint})" if hint else ""))
+
+
 def last_error(what: str) -> OSError:
     """The OSError for a libbpf call that returned NULL and set errno."""
-    err = ffi.errno or 22
-    return OSError(err, f"{what}: {os.strerror(err)}")
+    code, reason = errno_and_reason(ffi.errno or errno.EINVAL)
+    return OSError(code, f"{what}: {reason}")

@@ -90,7 +90,7 @@ class BpfObject:
         _probe_open(p, libbpf.bpf_object__open_mem, buf, len(image), opts)
         handle = libbpf.bpf_object__open_mem(buf, len(image), opts)
         if handle == _libbpf.ffi.NULL:
-            raise _libbpf.last_error(f"open {p}")
+            raise _libbpf.open_error(p, ffi.errno or errno.EINVAL, image)
         if _is_error_pointer(handle):
             raise OSError(errno.EINVAL, f"open {p}: the file is malformed (libbpf returned an "
                           "error it could not name)")
@@ -162,6 +162,7 @@ class BpfObject:
     # -- the usual sections -------------------------------------------------
 
     def _named(self, name: str) -> Section:
+        self._check_open()
         try:
             return self.sections[name]
         except KeyError:
@@ -183,6 +184,7 @@ class BpfObject:
     def maps(self) -> dict[str, ArrayMap | int]:
         """Once loaded: every map by name (data sections by section name), an ArrayMap for
         arrays, the raw descriptor (owned by the object) for other map types."""
+        self._check_open()
         return dict(self._maps)
 
     # -- loading ------------------------------------------------------------
@@ -217,7 +219,8 @@ class BpfObject:
         for prog in self.programs.values():
             libbpf.bpf_program__set_log_buf(prog._prog, ffi.NULL, 0)
         if rc < 0:
-            raise OSError(-rc, self._load_failure(-rc))
+            code, reason = _libbpf.errno_and_reason(-rc)
+            raise OSError(code, self._load_failure(reason))
         for name, m in self._section_maps.items():
             amap = ArrayMap.from_fd(os.dup(libbpf.bpf_map__fd(m)))
             self.sections[name]._loaded(amap)
@@ -231,8 +234,8 @@ class BpfObject:
                 else fd
             )
 
-    def _load_failure(self, err: int) -> str:
-        lines = [f"load {self.path}: {os.strerror(err)}"]
+    def _load_failure(self, reason: str) -> str:
+        lines = [f"load {self.path}: {reason}"]
         for prog in self.programs.values():
             log = prog.verifier_log().strip()
             if log:
@@ -333,6 +336,7 @@ class BpfObject:
         self._obj = None
 
     def __enter__(self) -> BpfObject:
+        self._check_open()  # as files do: a closed object cannot be entered again
         return self
 
     def __exit__(self, *exc: object) -> None:

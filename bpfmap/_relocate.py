@@ -33,6 +33,7 @@ PSEUDO_MAP_FD = 1
 PSEUDO_MAP_VALUE = 2
 _SHF_EXECINSTR = 0x4
 _R_BPF_64_64, _R_BPF_64_32 = 1, 10
+_SHT_REL = 9
 
 
 class RelocationError(ValueError):
@@ -67,17 +68,25 @@ class ElfProgram:
                               ) from None
         try:
             elf = ELFFile(io.BytesIO(data))
+            self._sections = _sections(elf, data, ELFError)
             self._read(elf)
         except ELFError as exc:
             raise RelocationError(f"not a BPF ELF object: {exc}") from None
         self._kconfig = kconfig_offsets
 
+    def _section(self, shndx: int) -> Any:
+        """The section ``shndx``, refused (naming it) where pyelftools could not read it."""
+        name, sec = self._sections[shndx]
+        if isinstance(sec, str):
+            raise RelocationError(f"section {name}: {sec}")
+        return sec
+
     def _read(self, elf: Any) -> None:
-        self._sections = [(s.name, s) for s in elf.iter_sections()]
-        symtab = elf.get_section_by_name(".symtab")
+        symtab = next((i for i, (name, _) in enumerate(self._sections) if name == ".symtab"),
+                      None)
         if symtab is None:
             raise RelocationError("the object has no symbol table")
-        self._symbols = list(symtab.iter_symbols())
+        self._symbols = list(self._section(symtab).iter_symbols())
         self.functions: dict[str, _Func] = {}
         self._funcs_by_section: dict[int, list[_Func]] = {}
         for sym in self._symbols:
@@ -89,18 +98,20 @@ class ElfProgram:
             self._funcs_by_section.setdefault(shndx, []).append(func)
         # relocations by the section they apply to: {shndx: {byte offset: (symbol, type)}}
         self._relocs: dict[int, dict[int, tuple[Any, int]]] = {}
-        for _, sec in self._sections:
-            if sec["sh_type"] != "SHT_REL":
+        for shndx, (_, sec) in enumerate(self._sections):
+            header = sec.header if not isinstance(sec, str) else _header(elf, shndx)
+            if header["sh_type"] not in ("SHT_REL", _SHT_REL):
                 continue
-            target = sec["sh_info"]
-            if not elf.get_section(target)["sh_flags"] & _SHF_EXECINSTR:
-                continue  # .rel.BTF, .rel.debug_*: not code
+            target = header["sh_info"]
+            if not 0 <= target < len(self._sections) or \
+                    not self._section(target)["sh_flags"] & _SHF_EXECINSTR:
+                continue  # .rel.BTF, .rel.debug_*: not code (libbpf skips them too)
             table = self._relocs.setdefault(target, {})
-            for rel in sec.iter_relocations():
+            for rel in self._section(shndx).iter_relocations():
                 table[rel["r_offset"]] = (self._symbols[rel["r_info_sym"]], rel["r_info_type"])
 
     def _code(self, func: _Func) -> bytearray:
-        data = self._sections[func.shndx][1].data()
+        data = self._section(func.shndx).data()
         return bytearray(data[func.start * 8 : (func.start + func.count) * 8])
 
     def relocate(self, program: str) -> Relocated:
@@ -128,7 +139,8 @@ class ElfProgram:
                 _INSN.pack_into(code, at, op, regs, off, imm)
             elif reloc is not None:
                 if op != _LD_IMM64 or reloc[1] != _R_BPF_64_64:
-                    raise RelocationError(f"insn {base + i}: relocation type {reloc[1]} on "
+                    raise RelocationError(f"section {self._sections[func.shndx][0]} insn "
+                                          f"{func.start + i}: relocation type {reloc[1]} on "
                                           f"opcode {op:#x}")
                 self._load(code, at, reloc[0], maps)
 
@@ -138,7 +150,8 @@ class ElfProgram:
             sym = reloc[0]
             shndx = sym["st_shndx"]
             if not isinstance(shndx, int) or self._sections[shndx][0] != ".text":
-                raise RelocationError(f"insn {base + i}: a call must reference code in .text")
+                raise RelocationError(f"section {self._sections[func.shndx][0]} insn "
+                                      f"{func.start + i}: a call must reference code in .text")
             target = sym["st_value"] // 8 + imm + 1
         else:  # a call within the same section
             shndx, target = func.shndx, func.start + i + imm + 1
@@ -173,3 +186,33 @@ class ElfProgram:
         if second is not None:
             op2, regs2, off2, _ = _INSN.unpack_from(code, at + 8)
             _INSN.pack_into(code, at + 8, op2, regs2, off2, second)
+
+
+def _sections(elf: Any, data: bytes, elf_error: type[Exception]) -> list[tuple[str, Any]]:
+    """(name, section) by index; where pyelftools refuses a section (a corrupted header: an
+    ``sh_entsize`` it does not expect, ...) its reason instead of the section, so that only
+    a section the programs need is refused, as libbpf ignores the ones it does not use."""
+    out: list[tuple[str, Any]] = []
+    for i in range(elf.num_sections()):
+        try:
+            sec = elf.get_section(i)
+            out.append((sec.name, sec))
+        except elf_error as exc:
+            header = _header(elf, i)
+            try:
+                name = elf.get_section(elf["e_shstrndx"]).get_string(header["sh_name"])
+            except elf_error:
+                name = None
+            out.append((name or f"#{i}", str(exc)))
+    return out
+
+
+def _header(elf: Any, shndx: int) -> Any:
+    """A section's header alone, without building the section (which checks its contents)."""
+    return elf.structs.Elf_Shdr.parse_stream(_at(elf, elf["e_shoff"]
+                                                 + shndx * elf["e_shentsize"]))
+
+
+def _at(elf: Any, offset: int) -> Any:
+    elf.stream.seek(offset)
+    return elf.stream

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from ._btf import BtfError, BtfType, BtfVar
 from ._map import ArrayMap, MapRegion
@@ -56,7 +56,7 @@ class Section:
     flags: int
     size: int
     variables: dict[str, Variable]
-    _state: _Initial | _Loaded
+    _state: _Initial | _Loaded | _Closed
     _codecs: dict[str, Codec]
 
     # -- state --------------------------------------------------------------
@@ -85,7 +85,12 @@ class Section:
         object.__setattr__(self, "_state", _Loaded(amap))
 
     def close(self) -> None:
+        """With its object: the map and its mapping are released, and every later access is
+        a ValueError. A view of the mapping the caller still holds (an array variable's NumPy
+        view, a struct) keeps that memory mapped until it goes: it is never unmapped under
+        it, but the section no longer reads or writes through it."""
         self._state.close()
+        object.__setattr__(self, "_state", _Closed(self.name))
 
     # -- variables ----------------------------------------------------------
 
@@ -127,8 +132,9 @@ class Section:
         return sorted(set(super().__dir__()) | set(self.variables))
 
     def __repr__(self) -> str:
+        state = "closed" if isinstance(self._state, _Closed) else self.access
         return (f"<Section {self.name} {self.size} bytes, {len(self.variables)} variables, "
-                f"{self.access}>")
+                f"{state}>")
 
     def _codec(self, name: str) -> Codec:
         try:
@@ -202,6 +208,33 @@ class _Loaded:
             with contextlib.suppress(BufferError):
                 self.region.close()
         self.map.close()
+
+
+class _Closed:
+    """After the object's close(): every access refused (the map is closed, the mapping
+    released, or kept only by views the caller holds)."""
+
+    def __init__(self, name: str) -> None:
+        self.message = f"section {name}: operation on a closed BpfObject"
+
+    def _refuse(self) -> NoReturn:
+        raise ValueError(self.message)
+
+    map = property(_refuse)
+    access = property(_refuse)
+    readonly = property(_refuse)
+
+    def buffer(self) -> tuple[Any, int, bool]:
+        self._refuse()
+
+    def read_all(self) -> bytes:
+        self._refuse()
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._refuse()
+
+    def close(self) -> None:
+        pass
 
 
 def _map_region(amap: ArrayMap) -> MapRegion:

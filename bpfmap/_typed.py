@@ -133,6 +133,13 @@ class Codec:
             arr = np.asarray(value)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{self.what} is {t.name}: {exc}") from None
+        if arr.ndim == 0 or arr.dtype.kind in "OSUV":  # a scalar, str, or not numbers at all
+            items = "integers" if dtype.kind in "iu" else f"{dtype} items"
+            got = type(value).__name__
+            if arr.ndim:
+                got += " of " + {"U": "str", "S": "bytes"}.get(arr.dtype.kind, "objects")
+            raise TypeError(f"{self.what} is {t.name}: it takes a sequence or array of "
+                            f"{items} of shape {t.shape}, or {t.size} bytes, not {got}")
         if arr.shape != t.shape:
             raise ValueError(f"{self.what} is {t.name}: it takes shape {t.shape}, "
                              f"got {arr.shape}")

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from ._buffers import address_of
-from ._relocate import ElfProgram, RelocationError
+from ._relocate import ElfProgram, Relocated, RelocationError
 from ._vm import PAST_CTX, READ, REGION_SKB, REGION_XDP_MD, WRITE, Region, Vm
 
 _ETH_HLEN = 14
@@ -59,11 +59,11 @@ def elf_program(obj: Any) -> ElfProgram:
     return elf
 
 
-def load_vm(obj: Any, name: str) -> Vm:
-    """The program ``name`` of a loaded emulated object, ready to run against its maps."""
-    cache = obj.__dict__.setdefault("_vm_relocated", {})  # relocation is deterministic
+def relocate(obj: Any, name: str) -> Relocated:
+    """The program ``name`` relocated (once: relocation is deterministic); RelocationError."""
+    cache = obj.__dict__.setdefault("_vm_relocated", {})
     try:
-        relocated = cache.get(name) or elf_program(obj).relocate(name)
+        relocated: Relocated = cache.get(name) or elf_program(obj).relocate(name)
         cache[name] = relocated
     except RelocationError:
         raise
@@ -71,6 +71,16 @@ def load_vm(obj: Any, name: str) -> Vm:
         # relocation arithmetic trips on (struct.error for an immediate out of range, ...)
         raise RelocationError(f"program {name}: the object's code or relocations are "
                               f"malformed ({type(exc).__name__}: {exc})") from None
+    return relocated
+
+
+def load_vm(obj: Any, name: str) -> Vm:
+    """The program ``name`` of a loaded emulated object, ready to run against its maps; a
+    relocation bpfmap cannot apply is EINVAL, naming the file."""
+    try:
+        relocated = relocate(obj, name)
+    except RelocationError as exc:
+        raise _einval(name, f"{obj.path}: cannot relocate it: {exc}") from None
     maps = []
     for key in relocated.maps:
         amap = obj._maps.get(key)
@@ -92,9 +102,11 @@ def check_programs(obj: Any) -> None:
     that objects with programs it cannot run still load (their data sections are useful)."""
     for name in obj.programs:
         try:
-            load_vm(obj, name).close()
+            relocate(obj, name)
         except RelocationError:
             continue  # what bpfmap cannot relocate (ksym externs, ...) stops test_run only
+        try:
+            load_vm(obj, name).close()
         except OSError as exc:
             raise OSError(exc.errno, f"load {obj.path}: {exc.strerror}") from None
 

@@ -152,6 +152,23 @@ def test_wrong_values_are_refused_before_writing(obj: BpfObject) -> None:
         r.nope  # noqa: B018
 
 
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [("x", "str"), (5, "int"), (None, "NoneType"), ({"a": 1}, "dict"), (["a"] * 8, "list of str")],
+)
+def test_an_array_variable_refuses_a_wrong_type_with_typeerror(obj: BpfObject, value: object,
+                                                                got: str) -> None:
+    for load in (False, True):  # the initial value, then the live map
+        if load:
+            obj.load()
+        before = obj.bss.raw()
+        with pytest.raises(TypeError) as raised:
+            obj.bss.hist = value
+        assert str(raised.value) == ("hist is __u32[8]: it takes a sequence or array of "
+                                     f"integers of shape (8,), or 32 bytes, not {got}")
+        assert obj.bss.raw() == before
+
+
 def test_writes_before_load_become_the_initial_values(obj: BpfObject) -> None:
     r, b, d = obj.rodata, obj.bss, obj.data
     r.knob = 2**64 - 1
@@ -383,6 +400,34 @@ def test_use_after_close_and_double_load(obj: BpfObject) -> None:
         obj.load()
     with pytest.raises(ValueError):
         obj.programs["count_packets"].instructions  # noqa: B018
+
+
+@pytest.mark.parametrize("load", [True, False], ids=["loaded", "opened"])
+def test_every_access_after_close_is_refused(obj: BpfObject, load: bool) -> None:
+    """Whatever views the caller still holds: the object's own accesses raise ValueError,
+    and a held view keeps its memory (never unmapped under it)."""
+    if load:
+        obj.load()
+    sec = obj.bss
+    views = [sec.hist]  # exported before close: the mapping cannot be released under it
+    obj.close()
+    views[0][3] = 5
+    assert views[0].tolist() == [0, 0, 0, 5, 0, 0, 0, 0]
+    for _ in range(2):  # with the view alive, then after it is gone
+        for access in (lambda: sec.counter, lambda: sec.hist, sec.raw,
+                       lambda: setattr(sec, "counter", 1), lambda: sec.map,
+                       lambda: sec.readonly):
+            with pytest.raises(ValueError, match="^section .bss: operation on a closed "
+                               "BpfObject$"):
+                access()
+        for access in (lambda: obj.bss, lambda: obj.data, lambda: obj.rodata,
+                       lambda: obj.maps):
+            with pytest.raises(ValueError, match="^operation on a closed BpfObject$"):
+                access()
+        with pytest.raises(ValueError, match="closed BpfObject"), obj:
+            pass
+        views.clear()
+    assert repr(sec) == "<Section .bss 80 bytes, 4 variables, closed>"
 
 
 def test_instructions_are_listed(obj: BpfObject) -> None:

@@ -9,6 +9,7 @@ fails the test instead of killing pytest.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import subprocess
@@ -18,7 +19,10 @@ from pathlib import Path
 import pytest
 from test_object import GLOBALS, libbpf  # noqa: F401  (the autouse fixture: libbpf present)
 
+from bpfmap import BpfObject
+
 KCONFIG = GLOBALS.with_name("kconfig.bpf.o")
+COUNTER = Path(__file__).parent.parent / "bpfmap" / "bpf" / "counter.bpf.o"
 # Opens the object, loads it on the emulated backend, reads every variable; prints the error
 # class and errno of a clean refusal, "ok" otherwise. Anything else (a signal, a traceback of
 # another exception) is a failure.
@@ -85,6 +89,72 @@ def test_the_section_must_hold_its_variables(tmp_path: Path) -> None:
     out = _open_in_child(_mutant(tmp_path, GLOBALS, far, "far.bpf.o"))
     assert out.startswith("BtfError None open "), out
     assert "'run_mode'" in out and "does not fit in the section" in out, out
+
+
+def test_libbpfs_own_error_codes_become_einval(tmp_path: Path) -> None:
+    """A truncated object: libbpf answers LIBBPF_ERRNO__FORMAT (4001, no errno); bpfmap says
+    EINVAL with the file and the reason, and the CLI says the same."""
+    data = COUNTER.read_bytes()
+    half = tmp_path / "half.bpf.o"
+    half.write_bytes(data[: len(data) // 2])
+    out = _open_in_child(half)
+    assert out == (f"OSError 22 [Errno 22] open {half}: not a BPF object (invalid ELF object "
+                   "format)"), out
+    run = subprocess.run([sys.executable, "-m", "bpfmap", "object", "show", str(half)],
+                         capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout) == (255, "")
+    assert run.stderr == f"Error: {half}: not a BPF object (invalid ELF object format)\n"
+
+
+def test_an_errno_from_inside_the_file_does_not_read_as_a_missing_file(tmp_path: Path) -> None:
+    """One bit of .BTF changed (a string offset): libbpf's open fails with ENOENT for
+    something the file names; the errno stays, but the words say the file was read."""
+    offset = _btf_offset(COUNTER) + 445
+    changed = _mutant(tmp_path, COUNTER, {offset: COUNTER.read_bytes()[offset] ^ 0x08},
+                      "enoent.bpf.o")
+    out = _open_in_child(changed)
+    assert out == (f"FileNotFoundError 2 [Errno 2] open {changed}: libbpf refused the object: "
+                   "No such file or directory (a section, symbol or BTF type it names is "
+                   "missing)"), out
+
+
+def _section_header(path: Path, name: str) -> tuple[int, int]:
+    """(offset of the section's header, offset of its contents) in the file."""
+    from elftools.elf.elffile import ELFFile
+
+    with path.open("rb") as f:
+        elf = ELFFile(f)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == name)
+        return (elf["e_shoff"] + index * elf["e_shentsize"],
+                int(elf.get_section(index)["sh_offset"]))
+
+
+def test_a_corrupted_header_of_a_section_no_program_uses_is_ignored(tmp_path: Path) -> None:
+    """A bit of .rel.debug_frame's sh_entsize flipped: libbpf ignores the section (it relocates
+    code only), and so does the emulated run: the program runs as on the kernel."""
+    header, _ = _section_header(COUNTER, ".rel.debug_frame")
+    entsize = header + 56 + 5  # Elf64_Shdr.sh_entsize, its sixth byte
+    path = _mutant(tmp_path, COUNTER, {entsize: COUNTER.read_bytes()[entsize] ^ 1},
+                   "debug_frame.bpf.o")
+    with BpfObject.open(path) as obj:
+        obj.load()
+        assert obj.programs["count_packets"].test_run(bytes(64)).retval == 2  # XDP_PASS
+        assert obj.bss.packets == 1
+
+
+def test_a_relocation_bpfmap_cannot_apply_is_einval_at_test_run(tmp_path: Path) -> None:
+    """The xdp program's relocation turned into R_BPF_64_32 on its ld_imm64: the object
+    loads, and test_run refuses the program with EINVAL naming the file and the section."""
+    _, relxdp = _section_header(COUNTER, ".relxdp")
+    path = _mutant(tmp_path, COUNTER, {relxdp + 8: 10}, "reltype.bpf.o")  # r_info's type
+    with BpfObject.open(path) as obj:
+        obj.load()
+        with pytest.raises(OSError) as raised:
+            obj.programs["count_packets"].test_run(bytes(64))
+    assert type(raised.value) is OSError and raised.value.errno == errno.EINVAL
+    assert raised.value.strerror == (
+        f"test_run count_packets: {path}: cannot relocate it: section xdp insn 0: relocation "
+        "type 10 on opcode 0x18")
 
 
 def test_not_a_regular_file() -> None:

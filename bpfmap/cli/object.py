@@ -12,8 +12,6 @@ stdout in JSON mode, as bpftool does) and a non-zero exit status.
 from __future__ import annotations
 
 import ctypes
-import errno
-import os
 import struct
 import sys
 from typing import Any, Union
@@ -45,20 +43,6 @@ FLAG_NAMES = tuple(
     for name in dir(_constants)
     if name.startswith("BPF_F_") and name not in ("BPF_F_LOCK",)
 )
-# libbpf's own error codes (libbpf.h, enum libbpf_errno), which os.strerror does not know.
-_LIBBPF_ERRORS = {
-    4001: "not a BPF object (invalid ELF object format)",
-    4002: "incorrect or no 'version' section",
-    4003: "endianness mismatch",
-    4004: "internal libbpf error",
-    4005: "relocation failed",
-    4006: "load of the object failed",
-    4007: "kernel verifier blocks program loading",
-    4008: "program too big",
-    4009: "incorrect kernel version",
-    4010: "kernel does not support this program type",
-}
-_LIBBPF_ERRNO_FORMAT = 4001
 # Plain output shows this many items of a long array, then how many more there are.
 _SHOWN_ITEMS = 16
 
@@ -72,29 +56,9 @@ def flag_names(flags: int) -> list[str]:
 
 def open_object(path: str) -> BpfObject:
     """The object, opened on the emulated backend (BpfObject.open refuses what is not a
-    regular file and lets libbpf parse the bytes in a child first); OSError/ValueError."""
-    try:
-        return BpfObject.open(path)
-    except OSError as exc:
-        reason = _LIBBPF_ERRORS.get(exc.errno or 0)
-        # libbpf's "invalid format" and an empty file's EINVAL: say so if it is not ELF.
-        if exc.errno in (_LIBBPF_ERRNO_FORMAT, errno.EINVAL) and os.path.isfile(path) \
-                and not _is_elf(path):
-            reason = "not an ELF file (a BPF object is built with clang -O2 -g -target bpf)"
-        if reason is None:
-            raise
-        raise OSError(exc.errno, f"{path}: {reason}") from None
-
-
-def _is_elf(path: str) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return True  # gone meanwhile: say what libbpf said
-    try:
-        return os.read(fd, 4) == b"\x7fELF"
-    finally:
-        os.close(fd)
+    regular file, lets libbpf parse the bytes in a child first, and turns libbpf's own error
+    codes into an errno and words); OSError/ValueError."""
+    return BpfObject.open(path)
 
 
 # -- values -----------------------------------------------------------------
