@@ -73,6 +73,10 @@ def create_hint(key_size: int, value_size: int, max_entries: int, flags: int,
     name last, after the allocation); "" when they do not."""
     from . import _constants as C
 
+    # Plain ints: the arguments passed check_uint, but may be NumPy integers, whose
+    # arithmetic with the negative masks below would overflow.
+    key_size, value_size, max_entries, flags = (
+        operator.index(x) for x in (key_size, value_size, max_entries, flags))
     token = flags & C.BPF_F_TOKEN_FD
     flags &= ~C.BPF_F_TOKEN_FD  # map_create() looks at the token only after the checks below
     if flags & C.BPF_F_RDONLY and flags & C.BPF_F_WRONLY:

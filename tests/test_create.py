@@ -316,3 +316,14 @@ def test_rlimit_fsize_never_tears_a_value_nor_signals() -> None:
         f"create {efbig}",
         "alive",
     ]
+
+
+def test_create_hint_takes_numpy_integers(backend: str) -> None:
+    """The arguments may be NumPy integers (check_uint takes them): the EINVAL's hint must
+    not overflow on them (NumPy 2 refuses np.uint32 & a negative mask)."""
+    import numpy as np
+
+    with pytest.raises(OSError) as raised:
+        ArrayMap(np.uint32(8), np.uint32(4), flags=np.uint32(1 << 20), backend=backend)
+    assert raised.value.errno == errno.EINVAL
+    assert "not an array map flag" in str(raised.value)

@@ -109,12 +109,6 @@ class ProgramResult:
         return out
 
 
-#: libbpf's own errno values (LIBBPF_ERRNO__*) that bpf_object__open() returns
-LIBBPF_OPEN_ERRORS = {4000: "libelf cannot read it", 4001: "not a BPF object (libbpf: "
-                      "BPF object format invalid)", 4002: "its 'version' section is wrong",
-                      4003: "its endianness is not the host's", 4004: "libbpf internal error"}
-
-
 class UnreadableObject(Exception):
     """A file given as a BPF object that neither backend can open: an input error, not a
     skip (skips are for what this environment cannot run)."""
@@ -163,9 +157,11 @@ def run_object(path: Path) -> list[ProgramResult]:
         try:  # libbpf alone (no bpf() yet): what it cannot open is no object at all
             BpfObject.open(path, backend="kernel").close()
         except OSError as kexc:
-            code = kexc.errno or 0
-            raise UnreadableObject(path, LIBBPF_OPEN_ERRORS.get(code) or os.strerror(code)
-                                   if code else _one_line(kexc)) from None
+            # BpfObject.open's own words for it (bpfmap._libbpf.open_error), without the
+            # "open PATH: " that UnreadableObject says its own way
+            reason = _one_line(kexc)
+            reason = reason.split(": ", 1)[1] if reason.startswith("open ") else reason
+            raise UnreadableObject(path, reason) from None
         except ValueError:  # an object bpfmap cannot hold (no BTF): a skip, below
             pass
         return [ProgramResult(name, "-", "-", SKIP, reason=_one_line(exc))]
