@@ -208,11 +208,9 @@ def _sections(elf: Any, data: bytes, elf_error: type[Exception]) -> list[tuple[s
 
 
 def _header(elf: Any, shndx: int) -> Any:
-    """A section's header alone, without building the section (which checks its contents)."""
-    return elf.structs.Elf_Shdr.parse_stream(_at(elf, elf["e_shoff"]
-                                                 + shndx * elf["e_shentsize"]))
+    """A section's header alone, without building the section (which checks its contents);
+    one past the end of the file is pyelftools' ELFParseError, as its own reads are."""
+    from elftools.common.utils import struct_parse
 
-
-def _at(elf: Any, offset: int) -> Any:
-    elf.stream.seek(offset)
-    return elf.stream
+    return struct_parse(elf.structs.Elf_Shdr, elf.stream,
+                        stream_pos=elf["e_shoff"] + shndx * elf["e_shentsize"])
