@@ -25,6 +25,14 @@ _from_buffer = ffi.from_buffer
 _release = ffi.release
 
 
+def _refusal(h: Any, key: object, flags: object) -> Exception:
+    """What cffi's TypeError or OverflowError from an element call means: the map was
+    closed (its handle is None), or the key or flags are out of their C type's range."""
+    if h is None:
+        return closed_error()
+    return bad_args(key=(key, 32), flags=(flags, 64))
+
+
 class ElementOps(MapHandle):
     """``BPF_MAP_*_ELEM`` and ``BPF_MAP_GET_NEXT_KEY`` on one handle.
 
@@ -59,9 +67,7 @@ class ElementOps(MapHandle):
         try:
             rc = _lookup(h, key, pair[0], flags)
         except (TypeError, OverflowError):  # a closed handle (None) or a key cffi refused
-            if h is None:
-                raise closed_error() from None
-            raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+            raise _refusal(h, key, flags) from None
         if rc:
             spare.append(pair)
             raise error(rc, "lookup")
@@ -109,7 +115,7 @@ class ElementOps(MapHandle):
             try:
                 rc = _lookup(h, key, dst, flags)
             except (TypeError, OverflowError):
-                raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+                raise _refusal(h, key, flags) from None
         finally:
             _release(dst)
         if rc:
@@ -131,9 +137,7 @@ class ElementOps(MapHandle):
             try:
                 rc = _update(h, key, value, flags)
             except (TypeError, OverflowError):  # a closed handle (None) or an int cffi refused
-                if h is None:
-                    raise closed_error() from None
-                raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+                raise _refusal(h, key, flags) from None
             if rc:
                 raise error(rc, "update")
             return
@@ -153,7 +157,7 @@ class ElementOps(MapHandle):
             try:
                 rc = _update(h, key, src, flags)
             except (TypeError, OverflowError):
-                raise bad_args(key=(key, 32), flags=(flags, 64)) from None
+                raise _refusal(h, key, flags) from None
         finally:
             if src is not value:
                 _release(src)
