@@ -111,19 +111,30 @@ int array_get_next_key(const struct bpfmap *m, const uint32_t *key, uint32_t *ne
 
 /* ------------------------------------------------------------- batches */
 
+/* generic_map_{lookup,update}_batch(): elem_flags may be BPF_F_LOCK alone, and that only
+ * for a value with a bpf_spin_lock. */
+static int generic_batch_elem_flags(uint64_t elem_flags)
+{
+    if (elem_flags & ~(uint64_t)BPF_F_LOCK)
+        return -EINVAL;
+    if (elem_flags & BPF_F_LOCK)
+        return -EINVAL; /* no bpf_spin_lock in an emulated value */
+    return 0;
+}
+
 /* generic_map_lookup_batch() over array_map_get_next_key(). */
 int array_lookup_batch(const struct bpfmap *m, const uint32_t *in_batch, uint32_t *out_batch,
                        uint32_t *keys, void *values, uint32_t *count, uint64_t elem_flags,
                        uint64_t flags)
 {
     uint32_t max_count, start, n, i;
+    int err;
     (void)flags; /* never read by the generic batch ops */
     if (!handle_can_read(m))
         return -EPERM;
-    if (elem_flags & ~(uint64_t)BPF_F_LOCK)
-        return -EINVAL;
-    if (elem_flags & BPF_F_LOCK)
-        return -EINVAL;
+    err = generic_batch_elem_flags(elem_flags);
+    if (err)
+        return err;
     max_count = *count;
     if (!max_count)
         return 0;
@@ -184,10 +195,9 @@ int array_update_batch(const struct bpfmap *m, const uint32_t *keys, const void 
     (void)flags;
     if (!handle_can_write(m) || emu_frozen(m) > 0)
         return -EPERM; /* bpf_map_do_batch() */
-    if (elem_flags & ~(uint64_t)BPF_F_LOCK)
-        return -EINVAL;
-    if (elem_flags & BPF_F_LOCK)
-        return -EINVAL;
+    err = generic_batch_elem_flags(elem_flags);
+    if (err)
+        return err;
     max_count = *count;
     if (!max_count)
         return 0;
