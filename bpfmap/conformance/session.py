@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from typing import Any
@@ -26,13 +25,7 @@ class Session(MapSteps, RegionSteps, ProcessSteps):
             return
         for name in list(self.children):
             self._end_child(name, kill=True)
-        for reg in self.regions.values():
-            with contextlib.suppress(Exception):
-                reg.obj.close()
-        self.regions.clear()
-        for m in self.maps.values():
-            m.close()
-        self.maps.clear()
+        self._close_handles()
         if self._pin_dir is not None:
             d, self._pin_dir = self._pin_dir, None
             for entry in os.listdir(d):

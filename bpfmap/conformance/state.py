@@ -95,9 +95,8 @@ class SessionState:
 
     # -- in a forked child --------------------------------------------------------
 
-    def _abandon(self) -> None:
-        """In a forked child: drop what this (other) session holds, touching nothing shared."""
-        self.is_child = True
+    def _close_handles(self) -> None:
+        """Close every region and map handle this session holds (not its pins)."""
         for reg in self.regions.values():
             with contextlib.suppress(Exception):
                 reg.obj.close()
@@ -105,6 +104,11 @@ class SessionState:
         for m in self.maps.values():
             m.close()
         self.maps.clear()
+
+    def _abandon(self) -> None:
+        """In a forked child: drop what this (other) session holds, touching nothing shared."""
+        self.is_child = True
+        self._close_handles()
         self.children.clear()
 
 
