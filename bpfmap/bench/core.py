@@ -9,6 +9,7 @@ import mmap
 import time
 import timeit
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any, Callable
 
@@ -176,3 +177,23 @@ class Resources:
         gc.collect()  # ndarrays and slices that still export a region
         while self.items:
             self.items.pop()()
+
+
+def start_workers(ctx: Any, target: Callable[..., Any], argses: list[tuple[Any, ...]],
+                  what: str) -> tuple[list[Connection], list[Any]]:
+    """One daemon process of ``ctx`` per tuple of ``argses``, each given the child end of
+    a pipe as its last argument: their parents' ends and the processes, once every one
+    has said "ready" (a RuntimeError naming ``what`` if one did not)."""
+    conns: list[Connection] = []
+    procs = []
+    for args in argses:
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=target, args=(*args, child), daemon=True)
+        p.start()
+        child.close()
+        conns.append(parent)
+        procs.append(p)
+    for c in conns:
+        if c.recv() != "ready":
+            raise RuntimeError(f"{what} failed to start")
+    return conns, procs

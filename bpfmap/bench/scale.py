@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import IO, Any
 
 from .. import BPF_F_MMAPABLE, ArrayMap
+from .core import start_workers
 
 ENTRIES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 VALUE_SIZES = (8, 64, 512, 4096)
@@ -137,18 +138,9 @@ def process_run(backend: str, op: str, procs: int, shared: bool) -> dict[str, An
     maps = [_new(backend, 8, 8 * PROCESSES[-1]) for _ in range(1 if shared else procs)]
     try:
         count = max(1000, int(SLICE_S * 1e9 / _per_op(maps[0], op)))
-        conns, workers = [], []
-        for i in range(procs):
-            parent, child = ctx.Pipe()
-            m = maps[0 if shared else i]
-            w = ctx.Process(target=_worker, args=(m, op, 8 * i, count, child), daemon=True)
-            w.start()
-            child.close()
-            conns.append(parent)
-            workers.append(w)
-        for c in conns:
-            if c.recv() != "ready":
-                raise RuntimeError("a worker failed to start")
+        conns, workers = start_workers(
+            ctx, _worker, [(maps[0 if shared else i], op, 8 * i, count) for i in range(procs)],
+            "a worker")
         t0 = time.perf_counter_ns()
         for c in conns:
             c.send("go")

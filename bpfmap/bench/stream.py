@@ -13,7 +13,7 @@ from multiprocessing.shared_memory import SharedMemory
 from typing import Any, Callable
 
 from .. import ArrayMap
-from .core import SLOTS, Prepared, Resources
+from .core import SLOTS, Prepared, Resources, start_workers
 
 
 def _stream_io(
@@ -119,18 +119,9 @@ def stream_case(backend: str) -> Prepared:
         else:
             m = res.map(backend, 8, n)
             kind, target = ("mmap" if backend == "kernel-mmap" else "api"), m
-        conns: list[Connection] = []
-        procs = []
-        for role in ("writer", "reader"):
-            parent, child = ctx.Pipe()
-            p = ctx.Process(target=_stream_worker, args=(role, kind, target, child), daemon=True)
-            p.start()
-            child.close()
-            conns.append(parent)
-            procs.append(p)
-        for c in conns:
-            if c.recv() != "ready":
-                raise RuntimeError("stream worker failed to start")
+        conns, procs = start_workers(
+            ctx, _stream_worker, [(role, kind, target) for role in ("writer", "reader")],
+            "stream worker")
 
         def run(loops: int) -> int:
             t0 = time.perf_counter_ns()
